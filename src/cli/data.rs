@@ -1,0 +1,88 @@
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use deepsent::data::{check, split, DataRequest, FoldSource, Subset};
+use deepsent::locate;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Which dataset, subset and folds: shared by every command that reads data.
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Dataset root: the Twitter layout, a folder of positive/ and negative/,
+    /// or a CSV of path,label [default: $DEEPSENT_DATA, else ../shared/data/twitter]
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Twitter agreement subset (images on which at least 5, 4 or 3 of the 5 annotators agree).
+    #[arg(long, value_enum, default_value_t = Subset::Five)]
+    pub subset: Subset,
+    /// Fold files DIR/fold<K>/{train,test}.txt for a dataset without published
+    /// folds (default: a stratified split drawn with --split-seed).
+    #[arg(long)]
+    pub folds: Option<PathBuf>,
+    /// Number of folds of a drawn split.
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    /// Seed of a drawn split.
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+}
+
+impl DataArgs {
+    pub fn request(&self) -> Result<DataRequest> {
+        let root = locate::data_root(self.root.as_deref())?;
+        let folds = match &self.folds {
+            Some(dir) => FoldSource::Dir(dir.clone()),
+            None => FoldSource::Drawn { k: self.k, seed: self.split_seed },
+        };
+        Ok(DataRequest { root, subset: self.subset, folds })
+    }
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Count images per subset and fold and report every problem (file:line).
+    ///
+    /// Exits non-zero if anything is wrong: a missing image, a duplicate
+    /// entry, a label other than 0/1, a garbled line, an image in both train
+    /// and test of a fold, folds that do not cover the same images.
+    Check {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also count images that no fold uses as problems.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Draw a seeded stratified k-fold split and write it as fold files.
+    Split {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Directory to write fold<K>/{train,test}.txt into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub fn run(cmd: DataCommand) -> Result<ExitCode> {
+    match cmd {
+        DataCommand::Check { data, json, strict } => {
+            let report = check::check(&data.request()?, strict);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        DataCommand::Split { data, out } => {
+            let req = data.request()?;
+            let dataset = deepsent::data::load(&req).into_result()?;
+            split::write_folds(&out, &dataset.items, &dataset.folds)
+                .with_context(|| format!("writing folds to {}", out.display()))?;
+            println!("wrote {} folds of {} images to {}", dataset.folds.len(), dataset.items.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Command-line interface: one file per command group; each parses its flags
+//! and calls the library.
+
+mod data;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Visual sentiment prediction with fine-tuned CNNs.
+///
+/// deepsent reproduces Campos et al., "Diving Deep into Sentiment:
+/// Understanding Fine-tuned CNNs for Visual Sentiment Prediction" (2015):
+/// fine-tune an ImageNet CNN to tell positive from negative images, evaluate
+/// it by 5-fold cross-validation on the Twitter dataset, probe every layer and
+/// operate on the network.
+///
+/// Data is found with --root, else $DEEPSENT_DATA, else ../shared/data/twitter;
+/// models with --models, else $DEEPSENT_MODELS, else ../shared/models.
+#[derive(Parser)]
+#[command(name = "deepsent", version, after_help = "Start with:\n  deepsent data check          counts and checks the default dataset")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check datasets and make fold splits.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(cmd) => data::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Datasets: where the images and labels are, how they are split into folds,
+//! and every way a dataset on disk can be wrong.
+
+pub mod check;
+pub mod dataset;
+pub mod folders;
+pub mod label;
+pub mod list_file;
+pub mod problem;
+pub mod split;
+pub mod twitter;
+
+pub use dataset::{Counts, Dataset, Fold, Item, Loaded};
+pub use label::Label;
+pub use problem::{Problem, Problems};
+pub use twitter::Subset;
+
+use std::path::{Path, PathBuf};
+
+/// How a dataset lies on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// The Twitter dataset with its published folds.
+    Twitter,
+    /// `ROOT/positive/…`, `ROOT/negative/…`.
+    Folders,
+    /// A CSV file of `path,label`.
+    Csv,
+}
+
+impl Layout {
+    /// Recognises the layout of a root: a `.csv` file, the Twitter layout, or
+    /// class folders.
+    pub fn detect(root: &Path) -> Option<Layout> {
+        if root.is_file() && root.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            Some(Layout::Csv)
+        } else if twitter::is_twitter_root(root) {
+            Some(Layout::Twitter)
+        } else if root.join("positive").is_dir() || root.join("negative").is_dir() {
+            Some(Layout::Folders)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where the folds of a dataset without published folds come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FoldSource {
+    /// Fold files `DIR/fold<K>/{train,test}.txt` (e.g. written by `data split`).
+    Dir(PathBuf),
+    /// A stratified k-fold split drawn with a seed.
+    Drawn { k: usize, seed: u64 },
+}
+
+impl Default for FoldSource {
+    fn default() -> Self {
+        FoldSource::Drawn { k: 5, seed: 0 }
+    }
+}
+
+/// What to read: a root, the subset (Twitter only) and the folds (other layouts).
+#[derive(Debug, Clone)]
+pub struct DataRequest {
+    pub root: PathBuf,
+    pub subset: Subset,
+    pub folds: FoldSource,
+}
+
+/// Reads the dataset a request names, collecting every problem.
+pub fn load(req: &DataRequest) -> Loaded {
+    let layout = Layout::detect(&req.root);
+    let mut problems = Vec::new();
+    let items = match layout {
+        Some(Layout::Twitter) => return twitter::load(&req.root, req.subset),
+        Some(Layout::Folders) => folders::load_folders(&req.root, &mut problems),
+        Some(Layout::Csv) => folders::load_csv(&req.root, &mut problems),
+        None => {
+            problems.push(Problem::file(
+                &req.root,
+                "not a dataset: expected the Twitter layout (ground_truth/, images/), \
+                 class folders (positive/, negative/) or a .csv file of path,label",
+            ));
+            Vec::new()
+        }
+    };
+    let (folds, left_out) = match &req.folds {
+        FoldSource::Dir(dir) => {
+            let files = twitter::read_fold_dir(dir, &mut problems);
+            dataset::resolve_folds(&items, &files, &mut problems)
+        }
+        FoldSource::Drawn { k, seed } => {
+            if items.len() < *k {
+                problems.push(Problem::file(&req.root, format!("{} images cannot make {k} folds", items.len())));
+                (Vec::new(), (0..items.len()).collect())
+            } else {
+                (split::stratified_k_fold(&items, *k, *seed), Vec::new())
+            }
+        }
+    };
+    let name = req.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Loaded { dataset: Dataset { name, items, folds, left_out }, problems }
+}

@@ -1,0 +1,99 @@
+//! The Twitter visual sentiment dataset (You et al., AAAI 2015) as published:
+//!
+//! ```text
+//! ROOT/images/<file name>
+//! ROOT/ground_truth/twitter_{five,four,three}_agrees.txt
+//! ROOT/folds/{five,four,three}_agree/fold<K>/{train,test}.txt
+//! ```
+
+use super::dataset::{items_from_entries, resolve_folds, Dataset, FoldFiles, Loaded};
+use super::list_file;
+use super::problem::Problem;
+use std::path::{Path, PathBuf};
+
+/// Agreement subsets: images on which at least N of the 5 annotators agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subset {
+    Five,
+    Four,
+    Three,
+}
+
+impl Subset {
+    pub const ALL: [Subset; 3] = [Subset::Five, Subset::Four, Subset::Three];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Subset::Five => "five",
+            Subset::Four => "four",
+            Subset::Three => "three",
+        }
+    }
+
+    pub fn label_file(self, root: &Path) -> PathBuf {
+        root.join("ground_truth").join(format!("twitter_{}_agrees.txt", self.name()))
+    }
+
+    pub fn folds_dir(self, root: &Path) -> PathBuf {
+        root.join("folds").join(format!("{}_agree", self.name()))
+    }
+}
+
+/// True when `root` looks like the Twitter layout.
+pub fn is_twitter_root(root: &Path) -> bool {
+    root.join("ground_truth").is_dir() && root.join("images").is_dir()
+}
+
+/// Reads one agreement subset and its published folds, collecting every problem.
+pub fn load(root: &Path, subset: Subset) -> Loaded {
+    let mut problems = Vec::new();
+    let label_file = subset.label_file(root);
+    let (entries, p) = list_file::read(&label_file);
+    problems.extend(p);
+    let images = root.join("images");
+    let items = items_from_entries(&label_file, &entries, |n| images.join(n), &mut problems);
+    let fold_files = read_fold_dir(&subset.folds_dir(root), &mut problems);
+    let (folds, left_out) = resolve_folds(&items, &fold_files, &mut problems);
+    Loaded {
+        dataset: Dataset { name: format!("twitter/{}", subset.name()), items, folds, left_out },
+        problems,
+    }
+}
+
+/// Reads `DIR/fold1 … foldK/{train,test}.txt`; folds are numbered from 1 without gaps.
+pub fn read_fold_dir(dir: &Path, problems: &mut Vec<Problem>) -> Vec<FoldFiles> {
+    let mut numbers: Vec<usize> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("fold")?.parse().ok())
+            .collect(),
+        Err(e) => {
+            problems.push(Problem::file(dir, format!("cannot read the fold directory: {e}")));
+            return Vec::new();
+        }
+    };
+    numbers.sort_unstable();
+    if numbers.is_empty() {
+        problems.push(Problem::file(dir, "no fold<K> directories"));
+    }
+    for (expected, &n) in (1..).zip(&numbers) {
+        if n != expected {
+            problems.push(Problem::file(dir, format!("fold{expected} is missing (found fold{n})")));
+            break;
+        }
+    }
+    numbers
+        .into_iter()
+        .map(|number| {
+            let fold_dir = dir.join(format!("fold{number}"));
+            let train_file = fold_dir.join("train.txt");
+            let test_file = fold_dir.join("test.txt");
+            let (train, p) = list_file::read(&train_file);
+            problems.extend(p);
+            let (test, p) = list_file::read(&test_file);
+            problems.extend(p);
+            FoldFiles { number, train_file, train, test_file, test }
+        })
+        .collect()
+}

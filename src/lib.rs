@@ -1,0 +1,16 @@
+//! deepsent: visual sentiment prediction with fine-tuned CNNs, after Campos,
+//! Salvador, Jou & Giró-i-Nieto, *Diving Deep into Sentiment* (2015).
+//!
+//! The pipeline, in the order data flows through it:
+//!
+//! ```text
+//! data ──> preprocess ──> model ──> train ──> eval ──> report / serve
+//! (folds,  (decode, warp,  (spec,    (solver,  (cross-    (tables, plots,
+//!  checks)  crops, cache)  import)   resume)   validation) HTTP)
+//! ```
+//! The command-line interface (`src/cli`) is a thin layer over these modules.
+
+pub mod data;
+pub mod locate;
+pub mod preprocess;
+pub mod progress;

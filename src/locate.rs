@@ -1,0 +1,106 @@
+//! Where data and models are found: a flag first, then an environment
+//! variable, then the development layout (`../shared/…` beside the
+//! repository, where its CI and developers keep them).
+
+use std::path::{Path, PathBuf};
+
+pub const DATA_ENV: &str = "DEEPSENT_DATA";
+pub const MODELS_ENV: &str = "DEEPSENT_MODELS";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error(
+        "no {what} found: pass {flag} DIR, or set {env}=DIR, or keep it at {dev} \
+         (looked in: {looked}). {hint}"
+    )]
+    NotFound { what: &'static str, flag: &'static str, env: &'static str, dev: &'static str, looked: String, hint: &'static str },
+    #[error("{what} {path} (from {source_of_path}) does not exist")]
+    Missing { what: &'static str, path: PathBuf, source_of_path: String },
+}
+
+/// Candidates for a development path such as `../shared/data/twitter`:
+/// relative to the working directory and to this crate's source tree.
+fn dev_candidates(dev: &str) -> Vec<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    vec![PathBuf::from(dev), manifest.join(dev)]
+}
+
+fn locate(
+    flag_value: Option<&Path>,
+    what: &'static str,
+    flag: &'static str,
+    env: &'static str,
+    dev: &'static str,
+    hint: &'static str,
+) -> Result<PathBuf, LocateError> {
+    if let Some(p) = flag_value {
+        return existing(p.to_path_buf(), what, format!("{flag}"));
+    }
+    if let Some(p) = std::env::var_os(env).filter(|v| !v.is_empty()) {
+        return existing(PathBuf::from(p), what, format!("${env}"));
+    }
+    let candidates = dev_candidates(dev);
+    if let Some(found) = candidates.iter().find(|p| p.exists()) {
+        return Ok(found.clone());
+    }
+    Err(LocateError::NotFound {
+        what,
+        flag,
+        env,
+        dev,
+        looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        hint,
+    })
+}
+
+fn existing(p: PathBuf, what: &'static str, source_of_path: String) -> Result<PathBuf, LocateError> {
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(LocateError::Missing { what, path: p, source_of_path })
+    }
+}
+
+/// The dataset root (the Twitter dataset by default).
+pub fn data_root(flag: Option<&Path>) -> Result<PathBuf, LocateError> {
+    locate(
+        flag,
+        "dataset",
+        "--root",
+        DATA_ENV,
+        "../shared/data/twitter",
+        "The Twitter dataset of You et al. (AAAI 2015) is the default; any folder of \
+         positive/ and negative/ images or a CSV of path,label works too.",
+    )
+}
+
+/// The directory of pretrained models.
+pub fn models_dir(flag: Option<&Path>) -> Result<PathBuf, LocateError> {
+    locate(
+        flag,
+        "models directory",
+        "--models",
+        MODELS_ENV,
+        "../shared/models",
+        "It should hold squeezenet_v1.0/ (SqueezeNet_deploy.prototxt, compressed_SqueezeNet.net) \
+         and imagenet_labels_1001.txt; `deepsent weights fetch` gets other models.",
+    )
+}
+
+/// The ImageNet sanity photos used by `classify` examples and tests.
+pub fn imagenet_check_dir() -> Option<PathBuf> {
+    dev_candidates("../shared/data/imagenet_check").into_iter().find(|p| p.is_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_env_and_missing_paths_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(data_root(Some(dir.path())).unwrap(), dir.path());
+        let err = data_root(Some(&dir.path().join("nope"))).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("--root"), "{err}");
+    }
+}

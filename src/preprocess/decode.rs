@@ -1,0 +1,133 @@
+//! Decoding image files to 8-bit RGB, with a pixel limit against
+//! decompression bombs.
+//!
+//! Like Caffe (OpenCV `imread` as Caffe calls it when building its
+//! databases), no EXIF orientation is applied: pixels are used in stored
+//! order. Grayscale becomes three equal channels; an alpha channel is dropped
+//! (not composited), as OpenCV does.
+
+use image::{ImageFormat, ImageReader, RgbImage};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+/// Default limit on width × height: 64 megapixels, far above any photo of the
+/// datasets and far below a decompression bomb (a 20,000² PNG is 400 Mpx).
+pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{path}: cannot read: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {width}×{height} = {pixels} pixels is above the limit of {limit} (a decompression bomb?)", pixels = *width as u64 * *height as u64)]
+    TooLarge { path: PathBuf, width: u32, height: u32, limit: u64 },
+    #[error("{path}: unsupported image format{}: use JPEG, PNG or BMP", .format.as_deref().map(|f| format!(" {f}")).unwrap_or_default())]
+    Unsupported { path: PathBuf, format: Option<String> },
+    #[error("{path}: corrupt or truncated image: {source}")]
+    Corrupt { path: PathBuf, source: image::ImageError },
+}
+
+impl DecodeError {
+    pub fn path(&self) -> &Path {
+        match self {
+            DecodeError::Io { path, .. }
+            | DecodeError::TooLarge { path, .. }
+            | DecodeError::Unsupported { path, .. }
+            | DecodeError::Corrupt { path, .. } => path,
+        }
+    }
+}
+
+/// What a file name says about a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// JPEG, PNG or BMP: decoded.
+    Supported,
+    /// An image format this build does not decode (GIF, WebP, TIFF …).
+    Unsupported(&'static str),
+    NotImage,
+}
+
+const SUPPORTED: [ImageFormat; 3] = [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Bmp];
+
+/// Classifies a path by its extension (case-insensitive).
+pub fn is_image_path(path: &Path) -> ImageKind {
+    match ImageFormat::from_path(path) {
+        Ok(f) if SUPPORTED.contains(&f) => ImageKind::Supported,
+        Ok(f) => ImageKind::Unsupported(f.extensions_str().first().copied().unwrap_or("unknown")),
+        Err(_) => ImageKind::NotImage,
+    }
+}
+
+/// Reads and decodes a file.
+pub fn decode_file(path: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io { path: path.into(), source })?;
+    decode_bytes(&bytes, path, max_pixels)
+}
+
+/// Decodes bytes; `name` is used in errors. The format is sniffed from the
+/// content, and the header's size is checked before any pixel is decoded.
+pub fn decode_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    let corrupt = |source| DecodeError::Corrupt { path: name.into(), source };
+    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
+        let r = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|source| {
+            DecodeError::Io { path: name.into(), source }
+        })?;
+        match r.format() {
+            Some(f) if SUPPORTED.contains(&f) => Ok(r),
+            other => Err(DecodeError::Unsupported {
+                path: name.into(),
+                format: other.map(|f| format!("{f:?}")),
+            }),
+        }
+    };
+    let (width, height) = reader()?.into_dimensions().map_err(corrupt)?;
+    if width as u64 * height as u64 > max_pixels {
+        return Err(DecodeError::TooLarge { path: name.into(), width, height, limit: max_pixels });
+    }
+    let mut r = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
+    r.limits(limits);
+    let img = r.decode().map_err(corrupt)?;
+    Ok(img.to_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img = RgbImage::from_pixel(width, height, image::Rgb([1, 2, 3]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        out
+    }
+
+    #[test]
+    fn decodes_and_refuses_big_or_broken_images() {
+        let ok = decode_bytes(&png(4, 3), Path::new("a.png"), 100).unwrap();
+        assert_eq!(ok.dimensions(), (4, 3));
+        assert_eq!(ok.get_pixel(0, 0).0, [1, 2, 3]);
+
+        let err = decode_bytes(&png(20, 20), Path::new("big.png"), 100).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { width: 20, height: 20, .. }), "{err}");
+        assert!(err.to_string().starts_with("big.png: 20×20"));
+
+        let mut truncated = png(16, 16);
+        truncated.truncate(truncated.len() / 2);
+        let err = decode_bytes(&truncated, Path::new("cut.png"), 1000).unwrap_err();
+        assert!(matches!(err, DecodeError::Corrupt { .. }), "{err}");
+
+        let err = decode_bytes(b"not an image at all", Path::new("x.jpg"), 1000).unwrap_err();
+        assert!(matches!(err, DecodeError::Unsupported { .. }), "{err}");
+        assert_eq!(err.path(), Path::new("x.jpg"));
+    }
+
+    #[test]
+    fn recognises_image_extensions() {
+        assert_eq!(is_image_path(Path::new("a/B.JPG")), ImageKind::Supported);
+        assert_eq!(is_image_path(Path::new("a.bmp")), ImageKind::Supported);
+        assert!(matches!(is_image_path(Path::new("a.gif")), ImageKind::Unsupported(_)));
+        assert_eq!(is_image_path(Path::new("notes.txt")), ImageKind::NotImage);
+    }
+}
