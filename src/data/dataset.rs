@@ -45,6 +45,13 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Wraps a dataset and its problems, sorted by file and line so reports
+    /// read top to bottom.
+    pub fn new(dataset: Dataset, mut problems: Vec<Problem>) -> Self {
+        problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        Loaded { dataset, problems }
+    }
+
     /// The dataset if nothing is wrong with it, else every problem at once.
     pub fn into_result(self) -> Result<Dataset, Problems> {
         if self.problems.is_empty() {
@@ -141,7 +148,8 @@ pub fn resolve_folds(
 ) -> (Vec<Fold>, Vec<usize>) {
     let index: HashMap<&str, usize> =
         items.iter().enumerate().map(|(i, it)| (it.name.as_str(), i)).collect();
-    let resolve = |file: &Path, entries: &[Entry], problems: &mut Vec<Problem>| -> Vec<usize> {
+    // Resolved entries as (item index, line) pairs.
+    let resolve = |file: &Path, entries: &[Entry], problems: &mut Vec<Problem>| -> Vec<(usize, usize)> {
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             match index.get(e.name.as_str()) {
@@ -160,7 +168,7 @@ pub fn resolve_folds(
                         items[i].label.index()
                     ),
                 )),
-                Some(&i) => out.push(i),
+                Some(&i) => out.push((i, e.line)),
             }
         }
         out
@@ -172,26 +180,26 @@ pub fn resolve_folds(
     for ff in fold_files {
         let train = resolve(&ff.train_file, &ff.train, problems);
         let test = resolve(&ff.test_file, &ff.test, problems);
+        let train: Vec<usize> = train.into_iter().map(|(i, _)| i).collect();
         let train_set: std::collections::HashSet<usize> = train.iter().copied().collect();
-        for (e, &i) in ff.test.iter().filter(|e| index.contains_key(e.name.as_str())).zip(&test) {
+        for &(i, line) in &test {
+            let name = &items[i].name;
             if train_set.contains(&i) {
                 problems.push(Problem::at(
                     &ff.test_file,
-                    e.line,
-                    format!("{} is in both train and test of fold {}", e.name, ff.number),
+                    line,
+                    format!("{name} is in both train and test of fold {}", ff.number),
                 ));
             }
-            if let Some((other, line)) = test_owner.insert(i, (ff.number, e.line)) {
+            if let Some((other, other_line)) = test_owner.insert(i, (ff.number, line)) {
                 problems.push(Problem::at(
                     &ff.test_file,
-                    e.line,
-                    format!(
-                        "{} is also in the test part of fold {other} (line {line})",
-                        e.name
-                    ),
+                    line,
+                    format!("{name} is also in the test part of fold {other} (line {other_line})"),
                 ));
             }
         }
+        let test = test.into_iter().map(|(i, _)| i).collect();
         folds.push(Fold { number: ff.number, train, test });
     }
 

@@ -99,5 +99,5 @@ pub fn load(req: &DataRequest) -> Loaded {
         }
     };
     let name = req.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Loaded { dataset: Dataset { name, items, folds, left_out }, problems }
+    Loaded::new(Dataset { name, items, folds, left_out }, problems)
 }

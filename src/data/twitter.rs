@@ -55,10 +55,7 @@ pub fn load(root: &Path, subset: Subset) -> Loaded {
     let items = items_from_entries(&label_file, &entries, |n| images.join(n), &mut problems);
     let fold_files = read_fold_dir(&subset.folds_dir(root), &mut problems);
     let (folds, left_out) = resolve_folds(&items, &fold_files, &mut problems);
-    Loaded {
-        dataset: Dataset { name: format!("twitter/{}", subset.name()), items, folds, left_out },
-        problems,
-    }
+    Loaded::new(Dataset { name: format!("twitter/{}", subset.name()), items, folds, left_out }, problems)
 }
 
 /// Reads `DIR/fold1 … foldK/{train,test}.txt`; folds are numbered from 1 without gaps.

@@ -1,0 +1,195 @@
+//! Datasets: the real Twitter counts and folds, and every bad-input case.
+
+mod common;
+
+use deepsent::data::{self, DataRequest, FoldSource, Label, Subset};
+use deepsent::preprocess::{ImageCache, Preprocess};
+use std::collections::HashSet;
+use std::path::Path;
+
+fn twitter(subset: Subset) -> data::Dataset {
+    let req = DataRequest { root: common::twitter_root(), subset, folds: FoldSource::default() };
+    data::load(&req).into_result().expect("the real dataset has no problems")
+}
+
+#[test]
+fn twitter_subsets_have_the_published_counts() {
+    let five = twitter(Subset::Five);
+    let c = five.all_counts();
+    assert_eq!((c.images, c.positive, c.negative), (882, 581, 301));
+    assert_eq!(twitter(Subset::Four).all_counts().images, 1116);
+    assert_eq!(twitter(Subset::Three).all_counts().images, 1269);
+}
+
+#[test]
+fn five_agree_folds_are_disjoint_and_cover_880_images() {
+    let five = twitter(Subset::Five);
+    assert_eq!(five.folds.len(), 5);
+    let mut all_test = HashSet::new();
+    // Counted independently with awk over the fold files.
+    let expected = [(115, 61), (113, 63), (124, 52), (121, 55), (106, 70)];
+    for (fold, (pos, neg)) in five.folds.iter().zip(expected) {
+        assert_eq!((fold.train.len(), fold.test.len()), (704, 176));
+        let test: HashSet<usize> = fold.test.iter().copied().collect();
+        assert!(fold.train.iter().all(|i| !test.contains(i)));
+        let t = five.counts(fold.test.iter().copied());
+        assert_eq!((t.positive, t.negative), (pos, neg), "fold {}", fold.number);
+        for i in test {
+            assert!(all_test.insert(i), "test folds overlap");
+        }
+    }
+    assert_eq!(all_test.len(), 880);
+    // The two left out are positives (the dataset README says so).
+    assert_eq!(five.left_out.len(), 2);
+    assert!(five.left_out.iter().all(|&i| five.items[i].label == Label::Positive));
+}
+
+#[test]
+fn data_check_json_on_the_real_dataset() {
+    let out = common::deepsent()
+        .args(["data", "check", "--json", "--root"])
+        .arg(common::twitter_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["subsets"]["five"]["images"], 882);
+    assert_eq!(v["subsets"]["five"]["positive"], 581);
+    assert_eq!(v["folds"]["five"][0]["train"], 704);
+    assert_eq!(v["folds"]["five"][4]["test_negative"], 70);
+    assert_eq!(v["folds"]["four"].as_array().unwrap().len(), 5);
+}
+
+/// A small Twitter-layout dataset in a temp dir: images a..f, two folds.
+fn tiny_twitter(dir: &Path, labels: &str, fold1_train: &str, fold1_test: &str) {
+    for name in ["a", "b", "c", "d", "e", "f"] {
+        common::write_png(&dir.join(format!("images/{name}.png")), 4, 4, [9, 9, 9]);
+    }
+    std::fs::create_dir_all(dir.join("ground_truth")).unwrap();
+    std::fs::write(dir.join("ground_truth/twitter_five_agrees.txt"), labels).unwrap();
+    let f = dir.join("folds/five_agree");
+    for (k, train, test) in [(1, fold1_train, fold1_test), (2, "a.png 1\nb.png 0\nc.png 1\n", "d.png 0\ne.png 1\n")] {
+        std::fs::create_dir_all(f.join(format!("fold{k}"))).unwrap();
+        std::fs::write(f.join(format!("fold{k}/train.txt")), train).unwrap();
+        std::fs::write(f.join(format!("fold{k}/test.txt")), test).unwrap();
+    }
+}
+
+const GOOD_LABELS: &str = "a.png 1\nb.png 0\nc.png 1\nd.png 0\ne.png 1\n";
+
+fn problems_of(dir: &Path) -> Vec<String> {
+    let req = DataRequest { root: dir.to_path_buf(), subset: Subset::Five, folds: FoldSource::default() };
+    data::load(&req).problems.iter().map(|p| p.to_string()).collect()
+}
+
+#[test]
+fn a_good_tiny_dataset_has_no_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_twitter(dir.path(), GOOD_LABELS, "d.png 0\ne.png 1\n", "a.png 1\nb.png 0\nc.png 1\n");
+    assert_eq!(problems_of(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn each_bad_label_line_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = "a.png 1\nb.png 0\nc.png 1\nd.png 0\ne.png 1\nmissing.png 1\nc.png 1\nf.png 7\nf.png\n";
+    tiny_twitter(dir.path(), labels, "d.png 0\ne.png 1\n", "a.png 1\nb.png 0\nc.png 1\n");
+    let problems = problems_of(dir.path());
+    let want = [
+        ("twitter_five_agrees.txt:6:", "missing.png not found"),
+        ("twitter_five_agrees.txt:7:", "duplicate entry c.png (first at line 3)"),
+        ("twitter_five_agrees.txt:8:", "label \"7\""),
+        ("twitter_five_agrees.txt:9:", "garbled line"),
+    ];
+    assert_eq!(problems.len(), want.len(), "{problems:#?}");
+    for (p, (loc, msg)) in problems.iter().zip(want) {
+        assert!(p.contains(loc) && p.contains(msg), "{p} should name {loc} and say {msg}");
+    }
+}
+
+#[test]
+fn fold_problems_are_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // fold 1: d.png in train and test; e.png (in fold 2's test) missing from fold 1;
+    // x.png unknown; b.png with the wrong label.
+    tiny_twitter(dir.path(), GOOD_LABELS, "d.png 0\nx.png 1\n", "a.png 1\nb.png 1\nc.png 1\nd.png 0\n");
+    let problems = problems_of(dir.path());
+    let has = |loc: &str, msg: &str| problems.iter().any(|p| p.contains(loc) && p.contains(msg));
+    assert!(has("fold1/train.txt:2:", "x.png is not in the dataset's label file"), "{problems:#?}");
+    assert!(has("fold1/test.txt:2:", "b.png has label 1 here but 0"), "{problems:#?}");
+    assert!(has("fold1/test.txt:4:", "d.png is in both train and test of fold 1"), "{problems:#?}");
+    assert!(has("fold2/test.txt:1:", "d.png is also in the test part of fold 1 (line 4)"), "{problems:#?}");
+    assert!(has("fold1/train.txt", "fold 1 does not cover the images of the other folds: 1 missing (e.png)"), "{problems:#?}");
+}
+
+#[test]
+fn data_check_fails_on_any_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_twitter(dir.path(), "a.png 1\nb.png 0\nc.png 1\nd.png 0\ne.png x\n", "d.png 0\n", "a.png 1\nb.png 0\nc.png 1\n");
+    let out = common::deepsent().args(["data", "check", "--root"]).arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("twitter_five_agrees.txt:5: label \"x\""), "{text}");
+}
+
+#[test]
+fn folder_layout_split_is_stratified_and_written_back() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..12 {
+        common::write_png(&dir.path().join(format!("positive/p{i:02}.png")), 3, 3, [200, 0, 0]);
+    }
+    for i in 0..8 {
+        common::write_png(&dir.path().join(format!("negative/sub/n{i:02}.jpg")), 3, 3, [0, 0, 200]);
+    }
+    std::fs::write(dir.path().join("positive/notes.txt"), "not an image").unwrap();
+    let req = DataRequest { root: dir.path().to_path_buf(), subset: Subset::Five, folds: FoldSource::Drawn { k: 4, seed: 3 } };
+    let ds = data::load(&req).into_result().unwrap();
+    assert_eq!(ds.items.len(), 20);
+    assert!(ds.items.iter().any(|it| it.name == "negative/sub/n03.jpg"));
+    for f in &ds.folds {
+        let c = ds.counts(f.test.iter().copied());
+        assert_eq!((c.positive, c.negative), (3, 2));
+    }
+    // Written out and read back, the split is the same.
+    let folds_dir = dir.path().join("myfolds");
+    data::split::write_folds(&folds_dir, &ds.items, &ds.folds).unwrap();
+    let again = data::load(&DataRequest { folds: FoldSource::Dir(folds_dir), ..req }).into_result().unwrap();
+    assert_eq!(again.folds, ds.folds);
+}
+
+#[test]
+fn csv_layout_reports_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_png(&dir.path().join("img/a.png"), 3, 3, [1, 2, 3]);
+    common::write_png(&dir.path().join("img/b.png"), 3, 3, [1, 2, 3]);
+    let csv = dir.path().join("list.csv");
+    std::fs::write(&csv, "path,label\nimg/a.png,1\nimg/b.png,0\nimg/c.png,1\nimg/a.png,0\nimg/b.png,yes\n").unwrap();
+    let loaded = data::load(&DataRequest { root: csv, subset: Subset::Five, folds: FoldSource::Drawn { k: 2, seed: 0 } });
+    let p: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(p[0].contains("list.csv:4:") && p[0].contains("img/c.png not found"));
+    assert!(p[1].contains("list.csv:5:") && p[1].contains("duplicate entry img/a.png"));
+    assert!(p[2].contains("list.csv:6:") && p[2].contains("label \"yes\""));
+}
+
+#[test]
+fn one_corrupt_image_among_good_ones_fails_the_whole_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for i in 0..5 {
+        let p = dir.path().join(format!("{i}.png"));
+        common::write_png(&p, 30, 20, [10 * i as u8, 0, 0]);
+        paths.push(p);
+    }
+    std::fs::write(&paths[3], b"\x89PNG\r\n\x1a\nthis is not the rest of a PNG").unwrap();
+    let err = ImageCache::build(&paths, &Preprocess::caffe(227), 1 << 26).err().expect("must fail");
+    assert_eq!(err.0.len(), 1);
+    assert_eq!(err.0[0].path(), paths[3].as_path());
+    assert!(err.to_string().contains("3.png: corrupt"), "{err}");
+
+    paths.remove(3);
+    let cache = ImageCache::build(&paths, &Preprocess::caffe(227), 1 << 26).unwrap();
+    assert_eq!(cache.len(), 4);
+    assert_eq!(cache.images[2].dimensions(), (256, 256));
+    assert_eq!(cache.images[2].get_pixel(100, 100).0, [20, 0, 0]);
+}
