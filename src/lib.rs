@@ -12,5 +12,7 @@
 
 pub mod data;
 pub mod locate;
+pub mod model;
 pub mod preprocess;
 pub mod progress;
+pub mod serve;

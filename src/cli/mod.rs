@@ -1,6 +1,7 @@
 //! Command-line interface: one file per command group; each parses its flags
 //! and calls the library.
 
+mod classify;
 mod data;
 
 use clap::{Parser, Subcommand};
@@ -28,12 +29,15 @@ enum Command {
     /// Check datasets and make fold splits.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Top-5 ImageNet classes of images: checks that a model was imported right.
+    Classify(classify::ClassifyArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(cmd) => data::run(cmd),
+        Command::Classify(args) => classify::run(args),
     };
     match result {
         Ok(code) => code,

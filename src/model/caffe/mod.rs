@@ -1,0 +1,5 @@
+//! Caffe's formats: `.prototxt` network definitions and `.caffemodel` weights.
+
+pub mod caffemodel;
+pub mod prototxt;
+pub mod text_format;

@@ -1,0 +1,16 @@
+//! Networks: the spec (layers as data), readers of Caffe and other weight
+//! formats, the built-in architectures, and the burn interpreter.
+
+pub mod caffe;
+pub mod deep_compression;
+pub mod load;
+pub mod saved;
+pub mod net;
+pub mod spec;
+pub mod weights;
+pub mod zoo;
+
+pub use net::{Mode, Net};
+pub use spec::{LayerKind, LayerSpec, NetSpec};
+pub use weights::{Blob, Weights};
+pub use zoo::Arch;

@@ -1,0 +1,280 @@
+//! A spec plus its weights, run on burn. One interpreter for every layer
+//! type, so CaffeNet, SqueezeNet, an imported prototxt and every surgery
+//! variant share one code path.
+//!
+//! Every blob is a rank-4 tensor N × C × H × W; an inner product's output is
+//! N × C × 1 × 1 (Caffe's N × C with two unit axes), so one tensor type flows
+//! through the whole network. Parameters are kept flat (rank 1) and reshaped
+//! at use: the solver then treats all of them alike.
+
+use super::spec::{LayerKind, NetSpec, PoolMethod, Shape, SpecError};
+use super::weights::{Blob, Weights, WeightsError};
+use burn::prelude::*;
+use burn::tensor::activation;
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::TensorData;
+use rand::Rng;
+use std::collections::HashMap;
+
+/// Parameter tensors per layer (empty for layers without parameters).
+pub type Params = Vec<Vec<Tensor<1>>>;
+
+/// Whether a forward pass trains (dropout on, masks drawn from `rng`) or tests.
+pub enum Mode<'a> {
+    Test,
+    Train { rng: &'a mut rand_chacha::ChaCha8Rng },
+}
+
+/// A runnable network.
+#[derive(Debug, Clone)]
+pub struct Net {
+    pub spec: NetSpec,
+    pub params: Params,
+    param_shapes: Vec<Vec<Shape>>,
+    /// For each blob, the index of the last layer that reads it.
+    last_read: HashMap<String, usize>,
+    device: Device,
+}
+
+impl Net {
+    /// Builds the network; `weights` must match the spec (see [`Weights::conform`]).
+    pub fn new(spec: NetSpec, weights: &Weights, device: &Device) -> Result<Net, WeightsError> {
+        let mut weights = weights.clone();
+        weights.conform(&spec, "the weights")?;
+        let param_shapes = spec.param_shapes()?;
+        let params = spec
+            .layers
+            .iter()
+            .zip(&param_shapes)
+            .map(|(layer, shapes)| {
+                if shapes.is_empty() {
+                    return Vec::new();
+                }
+                weights.layers[&layer.name]
+                    .iter()
+                    .map(|b| Tensor::<1>::from_data(TensorData::new(b.data.clone(), [b.len()]), device))
+                    .collect()
+            })
+            .collect();
+        let mut last_read = HashMap::new();
+        for (i, l) in spec.layers.iter().enumerate() {
+            for b in &l.bottoms {
+                last_read.insert(b.clone(), i);
+            }
+        }
+        Ok(Net { spec, params, param_shapes, last_read, device: device.clone() })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn param_shapes(&self) -> &[Vec<Shape>] {
+        &self.param_shapes
+    }
+
+    /// The parameters as Caffe-layout blobs, by layer name.
+    pub fn weights(&self) -> Weights {
+        let mut w = Weights::default();
+        for ((layer, tensors), shapes) in self.spec.layers.iter().zip(&self.params).zip(&self.param_shapes) {
+            if tensors.is_empty() {
+                continue;
+            }
+            let blobs = tensors
+                .iter()
+                .zip(shapes)
+                .map(|(t, s)| Blob::new(s.clone(), to_f32s(t)))
+                .collect();
+            w.layers.insert(layer.name.clone(), blobs);
+        }
+        w
+    }
+
+    /// A batch tensor from views laid out image after image (C × H × W each).
+    pub fn input(&self, views: Vec<f32>, device: &Device) -> Tensor<4> {
+        let i = &self.spec.input;
+        let n = views.len() / (i.channels * i.height * i.width);
+        Tensor::from_data(TensorData::new(views, [n, i.channels, i.height, i.width]), device)
+    }
+
+    /// Runs the network on its own parameters in test mode and returns the
+    /// output blob (the last layer's top).
+    pub fn predict(&self, input: Tensor<4>) -> Tensor<4> {
+        let out = self.spec.output_blob().to_string();
+        let mut blobs = self.forward_with(&self.params, input, &mut Mode::Test, &[out.as_str()]);
+        blobs.remove(&out).expect("the output blob is computed")
+    }
+
+    /// Runs the network in test mode and returns the named blobs, each as it
+    /// is after the whole forward pass (as Caffe's `net.blobs[name]`).
+    pub fn blobs(&self, input: Tensor<4>, wanted: &[&str]) -> Result<HashMap<String, Tensor<4>>, SpecError> {
+        let known = self.spec.blob_names();
+        for w in wanted {
+            if !known.iter().any(|k| k == w) && *w != self.spec.input.blob {
+                return Err(SpecError::UnknownLayer(w.to_string()));
+            }
+        }
+        Ok(self.forward_with(&self.params, input, &mut Mode::Test, wanted))
+    }
+
+    /// The forward pass with the given parameters (the net's own, or tracked
+    /// copies for training). Blobs nobody reads any more are dropped as soon
+    /// as possible; `wanted` ones are kept and returned.
+    pub fn forward_with(&self, params: &Params, input: Tensor<4>, mode: &mut Mode, wanted: &[&str]) -> HashMap<String, Tensor<4>> {
+        let mut blobs: HashMap<String, Tensor<4>> = HashMap::new();
+        blobs.insert(self.spec.input.blob.clone(), input);
+        for (i, layer) in self.spec.layers.iter().enumerate() {
+            let inputs: Vec<Tensor<4>> = layer
+                .bottoms
+                .iter()
+                .map(|b| {
+                    let last = self.last_read.get(b) == Some(&i) && !wanted.contains(&b.as_str());
+                    if last {
+                        blobs.remove(b).expect("spec wiring was checked")
+                    } else {
+                        blobs[b].clone()
+                    }
+                })
+                .collect();
+            let out = self.layer_forward(i, &params[i], inputs, mode);
+            blobs.insert(layer.tops[0].clone(), out);
+        }
+        blobs.retain(|k, _| wanted.contains(&k.as_str()));
+        blobs
+    }
+
+    fn layer_forward(&self, index: usize, params: &[Tensor<1>], mut inputs: Vec<Tensor<4>>, mode: &mut Mode) -> Tensor<4> {
+        let layer = &self.spec.layers[index];
+        let shapes = &self.param_shapes[index];
+        let shaped4 = |t: &Tensor<1>, s: &Shape| -> Tensor<4> { t.clone().reshape([s[0], s[1], s[2], s[3]]) };
+        let per_channel = |t: &Tensor<1>| -> Tensor<4> {
+            let c = t.dims()[0];
+            t.clone().reshape([1, c, 1, 1])
+        };
+        let x = inputs.swap_remove(0);
+        match &layer.kind {
+            LayerKind::Convolution { stride, pad, dilation, group, .. } => {
+                let w = shaped4(&params[0], &shapes[0]);
+                let b = params.get(1).cloned();
+                conv2d(x, w, b, ConvOptions::new_with_padding(*stride, *pad, *dilation, *group))
+            }
+            LayerKind::InnerProduct { num_output, .. } => {
+                let [n, c, h, w] = x.dims();
+                let weight = params[0].clone().reshape([*num_output, c * h * w]);
+                let mut y = x.reshape([n, c * h * w]).matmul(weight.transpose());
+                if let Some(b) = params.get(1) {
+                    y = y + b.clone().reshape([1, *num_output]);
+                }
+                y.reshape([n, *num_output, 1, 1])
+            }
+            LayerKind::ReLU { negative_slope, max } => {
+                let y = if *negative_slope != 0.0 { activation::leaky_relu(x, *negative_slope as f64) } else { activation::relu(x) };
+                match max {
+                    Some(m) => y.clamp_max(*m),
+                    None => y,
+                }
+            }
+            LayerKind::Pooling { method, kernel, stride, pad, global, ceil } => {
+                if *global {
+                    return match method {
+                        PoolMethod::Ave => x.mean_dim(3).mean_dim(2),
+                        PoolMethod::Max => x.max_dim(3).max_dim(2),
+                    };
+                }
+                match method {
+                    PoolMethod::Max => max_pool2d(
+                        x,
+                        MaxPoolOptions::new(*kernel).with_stride(*stride).with_padding(*pad).with_ceil_mode(*ceil),
+                    ),
+                    // Caffe divides by the window clipped to the padded input:
+                    // padding counts, the ceil overhang does not.
+                    PoolMethod::Ave => avg_pool2d(
+                        x,
+                        AvgPoolOptions::new(*kernel)
+                            .with_stride(*stride)
+                            .with_padding(*pad)
+                            .with_count_include_pad(true)
+                            .with_ceil_mode(*ceil),
+                    ),
+                }
+            }
+            LayerKind::Lrn { local_size, alpha, beta, k } => {
+                // Mean of x² over a window of channels, as an average pool over
+                // the channel axis (zero padding counted, as Caffe's sum is
+                // over existing channels and divides by local_size).
+                let [n, c, h, w] = x.dims();
+                let sq = (x.clone() * x.clone()).reshape([n, 1, c, h * w]);
+                let half = (local_size - 1) / 2;
+                let mean = avg_pool2d(
+                    sq,
+                    AvgPoolOptions::new([*local_size, 1]).with_stride([1, 1]).with_padding([half, 0]).with_count_include_pad(true),
+                )
+                .reshape([n, c, h, w]);
+                let scale = mean.mul_scalar(*alpha).add_scalar(*k);
+                x / scale.powf_scalar(*beta)
+            }
+            LayerKind::Dropout { ratio } => match mode {
+                Mode::Test => x,
+                Mode::Train { rng } => {
+                    // Caffe scales kept units by 1/(1−ratio) at training time.
+                    let dims = x.dims();
+                    let keep = 1.0 - ratio;
+                    let mask: Vec<f32> = (0..dims.iter().product::<usize>())
+                        .map(|_| if rng.gen::<f32>() < keep { 1.0 / keep } else { 0.0 })
+                        .collect();
+                    let mask = Tensor::<4>::from_data(TensorData::new(mask, dims), &x.device());
+                    x * mask
+                }
+            },
+            LayerKind::Concat { .. } => {
+                let mut all = vec![x];
+                all.extend(inputs);
+                Tensor::cat(all, 1)
+            }
+            LayerKind::Softmax => activation::softmax(x, 1),
+            LayerKind::BatchNorm { eps } => {
+                // Caffe stores running sums: mean and variance are divided by
+                // the third blob, and a factor of 0 zeroes both (as Caffe does).
+                let factor: f32 = to_f32s(&params[2])[0];
+                let s = if factor == 0.0 { 0.0 } else { 1.0 / factor };
+                let mean = params[0].clone().mul_scalar(s);
+                let var = params[1].clone().mul_scalar(s);
+                let inv_std = var.add_scalar(*eps).sqrt().recip();
+                (x - per_channel(&mean)) * per_channel(&inv_std)
+            }
+            LayerKind::Scale { bias } => {
+                let mut y = x * per_channel(&params[0]);
+                if *bias {
+                    y = y + per_channel(&params[1]);
+                }
+                y
+            }
+            LayerKind::Eltwise { coeffs } => {
+                let coeff = |i: usize| coeffs.get(i).copied().unwrap_or(1.0);
+                let mut y = if coeff(0) == 1.0 { x } else { x.mul_scalar(coeff(0)) };
+                for (i, other) in inputs.into_iter().enumerate() {
+                    y = y + if coeff(i + 1) == 1.0 { other } else { other.mul_scalar(coeff(i + 1)) };
+                }
+                y
+            }
+            LayerKind::Flatten => {
+                let [n, c, h, w] = x.dims();
+                x.reshape([n, c * h * w, 1, 1])
+            }
+        }
+    }
+}
+
+/// Softmax probabilities of an N × K × 1 × 1 output, as rows.
+pub fn rows(t: Tensor<4>) -> Vec<Vec<f32>> {
+    let [n, k, h, w] = t.dims();
+    let data = to_f32s(&t);
+    let per = k * h * w;
+    (0..n).map(|i| data[i * per..(i + 1) * per].to_vec()).collect()
+}
+
+/// A tensor's values, read back to the host.
+pub fn to_f32s<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data().convert::<f32>().try_to_vec::<f32>().expect("converted to f32")
+}

@@ -1,0 +1,97 @@
+//! Parameter blobs by layer name, as Caffe stores them, and their check
+//! against a spec.
+
+use super::spec::{NetSpec, Shape};
+use std::collections::BTreeMap;
+
+/// One parameter array in Caffe's layout (conv: out × in/group × kh × kw;
+/// inner product: out × in; bias: out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob {
+    pub shape: Shape,
+    pub data: Vec<f32>,
+}
+
+impl Blob {
+    pub fn new(shape: Shape, data: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Blob { shape, data }
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// The parameters of a network, by layer name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Weights {
+    pub layers: BTreeMap<String, Vec<Blob>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WeightsError {
+    #[error("layer {layer}: no weights for it in {source_name}")]
+    Missing { layer: String, source_name: String },
+    #[error("layer {layer}: {source_name} has {found} parameter blob(s), the spec needs {expected}")]
+    BlobCount { layer: String, source_name: String, found: usize, expected: usize },
+    #[error("layer {layer}: blob {blob} in {source_name} has shape {found:?}, the spec needs {expected:?}")]
+    Shape { layer: String, blob: usize, source_name: String, found: Shape, expected: Shape },
+    #[error(transparent)]
+    Spec(#[from] super::spec::SpecError),
+}
+
+impl Weights {
+    /// Checks that every parameterised layer of `spec` has blobs of the right
+    /// shape, and brings legacy shapes to the spec's (old caffemodels store an
+    /// inner product's weights as 1 × 1 × out × in and biases as 1 × 1 × 1 × out:
+    /// same elements, same order). Layers the spec does not have are ignored
+    /// (e.g. the old fc8 after a surgery), so one file serves every variant.
+    pub fn conform(&mut self, spec: &NetSpec, source_name: &str) -> Result<(), WeightsError> {
+        let shapes = spec.param_shapes()?;
+        for (layer, expected) in spec.layers.iter().zip(shapes) {
+            if expected.is_empty() {
+                continue;
+            }
+            let Some(blobs) = self.layers.get_mut(&layer.name) else {
+                return Err(WeightsError::Missing { layer: layer.name.clone(), source_name: source_name.into() });
+            };
+            if blobs.len() != expected.len() {
+                return Err(WeightsError::BlobCount {
+                    layer: layer.name.clone(),
+                    source_name: source_name.into(),
+                    found: blobs.len(),
+                    expected: expected.len(),
+                });
+            }
+            for (i, (blob, want)) in blobs.iter_mut().zip(expected).enumerate() {
+                if blob.shape == want {
+                    continue;
+                }
+                let squeezed: Shape = blob.shape.iter().copied().skip_while(|&d| d == 1).collect();
+                let want_squeezed: Shape = want.iter().copied().skip_while(|&d| d == 1).collect();
+                if squeezed == want_squeezed && blob.len() == want.iter().product::<usize>() {
+                    blob.shape = want;
+                } else {
+                    return Err(WeightsError::Shape {
+                        layer: layer.name.clone(),
+                        blob: i,
+                        source_name: source_name.into(),
+                        found: blob.shape.clone(),
+                        expected: want,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps only the layers of `spec` (drops weights a surgery removed).
+    pub fn retain_spec(&mut self, spec: &NetSpec) {
+        self.layers.retain(|name, _| spec.layer(name).is_some());
+    }
+}

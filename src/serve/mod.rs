@@ -1,0 +1,5 @@
+//! Using trained networks on new images: classification, sentiment
+//! prediction, the HTTP service.
+
+pub mod classify;
+pub mod labels;
