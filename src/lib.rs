@@ -11,8 +11,11 @@
 //! The command-line interface (`src/cli`) is a thin layer over these modules.
 
 pub mod data;
+pub mod eval;
 pub mod locate;
 pub mod model;
 pub mod preprocess;
 pub mod progress;
+pub mod report;
 pub mod serve;
+pub mod train;

@@ -1,7 +1,9 @@
 //! Command-line interface: one file per command group; each parses its flags
 //! and calls the library.
 
+mod bench;
 mod classify;
+mod crossval;
 mod data;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,10 @@ enum Command {
     Data(data::DataCommand),
     /// Top-5 ImageNet classes of images: checks that a model was imported right.
     Classify(classify::ClassifyArgs),
+    /// Fine-tune and evaluate by k-fold cross-validation (the paper's Table 1).
+    Crossval(crossval::CrossvalArgs),
+    /// Training and inference speed on random weights.
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -38,6 +44,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(cmd) => data::run(cmd),
         Command::Classify(args) => classify::run(args),
+        Command::Crossval(args) => crossval::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

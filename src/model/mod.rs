@@ -7,6 +7,8 @@ pub mod load;
 pub mod saved;
 pub mod net;
 pub mod spec;
+pub mod surgery;
+pub mod tensor_file;
 pub mod weights;
 pub mod zoo;
 

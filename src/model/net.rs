@@ -76,8 +76,13 @@ impl Net {
 
     /// The parameters as Caffe-layout blobs, by layer name.
     pub fn weights(&self) -> Weights {
+        self.params_as_weights(&self.params)
+    }
+
+    /// Any parameter-shaped tensors (the parameters, momentum buffers …) as blobs.
+    pub fn params_as_weights(&self, params: &Params) -> Weights {
         let mut w = Weights::default();
-        for ((layer, tensors), shapes) in self.spec.layers.iter().zip(&self.params).zip(&self.param_shapes) {
+        for ((layer, tensors), shapes) in self.spec.layers.iter().zip(params).zip(&self.param_shapes) {
             if tensors.is_empty() {
                 continue;
             }
@@ -89,6 +94,11 @@ impl Net {
             w.layers.insert(layer.name.clone(), blobs);
         }
         w
+    }
+
+    /// Blobs back to parameter-shaped tensors on this net's device.
+    pub fn weights_as_params(&self, weights: &Weights) -> Result<Params, WeightsError> {
+        Ok(Net::new(self.spec.clone(), weights, &self.device)?.params)
     }
 
     /// A batch tensor from views laid out image after image (C × H × W each).

@@ -4,10 +4,9 @@
 //! saved and loaded gives bit-identical outputs.
 
 use super::spec::NetSpec;
-use super::weights::{Blob, Weights};
+use super::tensor_file;
+use super::weights::Weights;
 use crate::preprocess::Preprocess;
-use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -47,7 +46,7 @@ pub struct SavedModel {
 pub enum SavedError {
     #[error("{file}: {source}")]
     Io { file: String, source: std::io::Error },
-    #[error("{file}: not a deepsent model: {message}")]
+    #[error("{file}: {message}")]
     Format { file: String, message: String },
 }
 
@@ -57,63 +56,35 @@ const CARD_KEY: &str = "deepsent.card";
 
 impl SavedModel {
     pub fn save(&self, path: &Path) -> Result<(), SavedError> {
-        let file = path.display().to_string();
-        let fmt_err = |message: String| SavedError::Format { file: file.clone(), message };
+        let json = |v: serde_json::Result<String>| v.expect("plain data serialises");
         let mut metadata = HashMap::new();
-        metadata.insert(SPEC_KEY.to_string(), serde_json::to_string(&self.spec).map_err(|e| fmt_err(e.to_string()))?);
-        metadata.insert(PREPROCESS_KEY.to_string(), serde_json::to_string(&self.preprocess).map_err(|e| fmt_err(e.to_string()))?);
-        metadata.insert(CARD_KEY.to_string(), serde_json::to_string(&self.card).map_err(|e| fmt_err(e.to_string()))?);
-        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
-            .weights
-            .layers
-            .iter()
-            .flat_map(|(name, blobs)| {
-                blobs.iter().enumerate().map(move |(i, b)| {
-                    (format!("{name}/{i}"), b.data.iter().flat_map(|v| v.to_le_bytes()).collect(), b.shape.clone())
-                })
-            })
-            .collect();
-        let views: Vec<(String, TensorView)> = bytes
-            .iter()
-            .map(|(n, data, shape)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| fmt_err(e.to_string()))?)))
-            .collect::<Result<_, SavedError>>()?;
-        let out = safetensors::serialize(views, &Some(metadata)).map_err(|e| fmt_err(e.to_string()))?;
-        // Write beside and rename, so an interrupted save never leaves half a model.
-        let tmp = path.with_extension("partial");
-        std::fs::write(&tmp, out).map_err(|source| SavedError::Io { file: file.clone(), source })?;
-        std::fs::rename(&tmp, path).map_err(|source| SavedError::Io { file, source })
+        metadata.insert(SPEC_KEY.to_string(), json(serde_json::to_string(&self.spec)));
+        metadata.insert(PREPROCESS_KEY.to_string(), json(serde_json::to_string(&self.preprocess)));
+        metadata.insert(CARD_KEY.to_string(), json(serde_json::to_string(&self.card)));
+        let mut arrays = tensor_file::Arrays::new();
+        tensor_file::weights_to_arrays(&self.weights, "", &mut arrays);
+        tensor_file::write(path, &arrays, metadata).map_err(SavedError::from)
     }
 
     pub fn load(path: &Path) -> Result<SavedModel, SavedError> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| SavedError::Io { file: file.clone(), source })?;
         let fmt_err = |message: String| SavedError::Format { file: file.clone(), message };
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fmt_err(e.to_string()))?;
-        let meta = meta.metadata().clone().unwrap_or_default();
+        let (arrays, meta) = tensor_file::read(path)?;
         let get = |key: &str| meta.get(key).ok_or_else(|| fmt_err(format!("metadata has no {key}")));
         let spec: NetSpec = serde_json::from_str(get(SPEC_KEY)?).map_err(|e| fmt_err(format!("{SPEC_KEY}: {e}")))?;
         let preprocess: Preprocess = serde_json::from_str(get(PREPROCESS_KEY)?).map_err(|e| fmt_err(format!("{PREPROCESS_KEY}: {e}")))?;
         let card: ModelCard = serde_json::from_str(get(CARD_KEY)?).map_err(|e| fmt_err(format!("{CARD_KEY}: {e}")))?;
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| fmt_err(e.to_string()))?;
-        let mut weights = Weights::default();
-        let mut names: Vec<(String, usize, String)> = tensors
-            .names()
-            .into_iter()
-            .map(|n| {
-                let (layer, idx) = n.rsplit_once('/').ok_or_else(|| fmt_err(format!("tensor name {n:?} is not LAYER/INDEX")))?;
-                Ok((layer.to_string(), idx.parse().map_err(|_| fmt_err(format!("tensor name {n:?} is not LAYER/INDEX")))?, n.to_string()))
-            })
-            .collect::<Result<_, SavedError>>()?;
-        names.sort();
-        for (layer, _, name) in names {
-            let t = tensors.tensor(&name).map_err(|e| fmt_err(e.to_string()))?;
-            if t.dtype() != Dtype::F32 {
-                return Err(fmt_err(format!("{name} is {:?}, expected F32", t.dtype())));
-            }
-            let data: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            weights.layers.entry(layer).or_default().push(Blob::new(t.shape().to_vec(), data));
-        }
+        let mut weights = tensor_file::arrays_to_weights(&arrays, "").map_err(fmt_err)?;
         weights.conform(&spec, &file).map_err(|e| fmt_err(e.to_string()))?;
         Ok(SavedModel { spec, weights, preprocess, card })
+    }
+}
+
+impl From<tensor_file::TensorFileError> for SavedError {
+    fn from(e: tensor_file::TensorFileError) -> Self {
+        match e {
+            tensor_file::TensorFileError::Io { file, source } => SavedError::Io { file, source },
+            tensor_file::TensorFileError::Format { file, message } => SavedError::Format { file, message: format!("not a deepsent model: {message}") },
+        }
     }
 }

@@ -1,0 +1,39 @@
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use deepsent::model::Arch;
+use deepsent::train::bench;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BenchMode {
+    /// Forward pass only.
+    Infer,
+    /// Forward, backward and a solver update.
+    Train,
+}
+
+/// Images per second on random weights (compare with ../shared/bench/torch_caffenet_bench.py).
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "caffenet")]
+    arch: Arch,
+    #[arg(long, value_enum, default_value_t = BenchMode::Infer)]
+    mode: BenchMode,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Timed iterations (after 2 warm-up ones).
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: BenchArgs) -> Result<ExitCode> {
+    let r = bench::run(&a.arch.name(), a.arch.spec()?, matches!(a.mode, BenchMode::Train), a.batch, a.iters.max(1))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{} {} batch {}: {:.2} img/s (median {:.3} s/iteration of {}, {} threads)", r.arch, r.mode, r.batch, r.images_per_second, r.median_seconds, r.iterations, r.threads);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,171 @@
+//! K-fold cross-validation of a fine-tuning recipe: per fold, operate on the
+//! backbone, fine-tune on the train part, score the test part with the centre
+//! crop and with 10-crop oversampling, save the model. A run directory holds
+//! everything; running the same command again resumes it.
+
+use super::metrics::{mean_std, score, Scored};
+use super::scoring::{probabilities, Views};
+use crate::data::Dataset;
+use crate::model::saved::{ModelCard, SavedModel};
+use crate::model::surgery::{Op, Patient};
+use crate::model::Net;
+use crate::preprocess::ImageCache;
+use crate::train::{fit, FitConfig, SolverSettings};
+use anyhow::{bail, Context, Result};
+use burn::prelude::Device;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What a run is: written to `RUN/config.json`; a run resumes only with the same config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossvalConfig {
+    pub backbone: String,
+    pub weights: String,
+    pub dataset: String,
+    pub surgery: String,
+    pub solver: SolverSettings,
+    pub seed: u64,
+    pub folds: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FoldResult {
+    pub fold: usize,
+    pub acc_center: f64,
+    pub acc_oversample: f64,
+    pub epochs: f64,
+    pub iterations: usize,
+    pub train_seconds: f64,
+    pub center: Scored,
+    pub oversample: Scored,
+    /// Centre-crop test accuracy of each fold's model, from `predict`-style scoring.
+    pub final_loss: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrossvalResults {
+    pub config: CrossvalConfig,
+    pub folds: Vec<FoldResult>,
+    pub mean_center: f64,
+    pub std_center: f64,
+    pub mean_oversample: f64,
+    pub std_oversample: f64,
+    /// How the spread is computed.
+    pub std_kind: String,
+    /// Folds whose answers were degenerate (their accuracy means nothing).
+    pub degenerate_folds: Vec<usize>,
+}
+
+pub struct Crossval<'a> {
+    pub backbone: &'a SavedModel,
+    pub ops: &'a [Op],
+    pub dataset: &'a Dataset,
+    pub cache: &'a ImageCache,
+    pub config: CrossvalConfig,
+    pub eval_batch: usize,
+}
+
+impl Crossval<'_> {
+    pub fn run(&self, out: &Path) -> Result<CrossvalResults> {
+        std::fs::create_dir_all(out)?;
+        let config_path = out.join("config.json");
+        if config_path.exists() {
+            let old: CrossvalConfig = serde_json::from_str(&std::fs::read_to_string(&config_path)?)
+                .with_context(|| format!("reading {}", config_path.display()))?;
+            if old != self.config {
+                bail!(
+                    "{} was started with other settings:\n  then: {}\n  now:  {}\nuse another --out, or delete the directory to start over",
+                    out.display(),
+                    serde_json::to_string(&old)?,
+                    serde_json::to_string(&self.config)?
+                );
+            }
+        } else {
+            std::fs::write(&config_path, serde_json::to_string_pretty(&self.config)?)?;
+        }
+        let mut results = Vec::new();
+        for &k in &self.config.folds {
+            let fold = self.dataset.fold(k).with_context(|| format!("{} has no fold {k}", self.dataset.name))?;
+            results.push(self.run_fold(fold, &out.join(format!("fold{k}")))?);
+        }
+        let c: Vec<f64> = results.iter().map(|r| r.acc_center).collect();
+        let o: Vec<f64> = results.iter().map(|r| r.acc_oversample).collect();
+        let (mean_center, std_center) = mean_std(&c);
+        let (mean_oversample, std_oversample) = mean_std(&o);
+        let degenerate_folds = results.iter().filter(|r| r.center.degenerate.is_some() || r.oversample.degenerate.is_some()).map(|r| r.fold).collect();
+        let all = CrossvalResults {
+            config: self.config.clone(),
+            folds: results,
+            mean_center,
+            std_center,
+            mean_oversample,
+            std_oversample,
+            std_kind: "population (ddof 0) over folds".into(),
+            degenerate_folds,
+        };
+        std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&all)?)?;
+        Ok(all)
+    }
+
+    fn run_fold(&self, fold: &crate::data::Fold, dir: &Path) -> Result<FoldResult> {
+        let result_path = dir.join("result.json");
+        if result_path.exists() {
+            return serde_json::from_str(&std::fs::read_to_string(&result_path)?).with_context(|| format!("reading {}", result_path.display()));
+        }
+        let name = format!("fold {}", fold.number);
+        let seed = self.config.seed.wrapping_add(fold.number as u64);
+        let patient = Patient { spec: self.backbone.spec.clone(), weights: self.backbone.weights.clone() }.operate(self.ops, seed)?;
+        let mut net = Net::new(patient.spec, &patient.weights, &Device::flex())?;
+        let pre = &self.backbone.preprocess;
+        let images = |idx: &[usize]| idx.iter().map(|&i| &self.cache.images[i]).collect::<Vec<_>>();
+        let labels = |idx: &[usize]| idx.iter().map(|&i| self.dataset.items[i].label.index()).collect::<Vec<_>>();
+        let (train_x, train_y) = (images(&fold.train), labels(&fold.train));
+        let (test_x, test_y) = (images(&fold.test), labels(&fold.test));
+        let t0 = std::time::Instant::now();
+        let fit_cfg = FitConfig { settings: &self.config.solver, seed, run_dir: dir, name: name.clone() };
+        let log = fit(&mut net, pre, &train_x, &train_y, &fit_cfg, |net| {
+            Some(score(&probabilities(net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy)
+        })?;
+        let train_seconds = log.last().map(|l| l.seconds).unwrap_or(0.0).max(t0.elapsed().as_secs_f64());
+        let center = score(&probabilities(&net, pre, &test_x, Views::Center, self.eval_batch), &test_y);
+        let oversample = score(&probabilities(&net, pre, &test_x, Views::TenCrop, self.eval_batch), &test_y);
+        for (what, s) in [("centre crop", &center), ("10-crop", &oversample)] {
+            if let Some(why) = &s.degenerate {
+                eprintln!("warning: {name} ({what}) is degenerate: {why}; its accuracy {:.3} means nothing", s.accuracy);
+            }
+        }
+        let model = SavedModel {
+            spec: net.spec.clone(),
+            weights: net.weights(),
+            preprocess: pre.clone(),
+            card: ModelCard {
+                backbone: self.config.backbone.clone(),
+                pretrained_from: self.config.weights.clone(),
+                trained_on: format!("{}, fold {} train part ({} images)", self.config.dataset, fold.number, fold.train.len()),
+                surgery: self.config.surgery.clone(),
+                settings: serde_json::to_value(&self.config.solver)?,
+                cv_accuracy: None,
+                test_accuracy: Some(center.accuracy),
+                created: crate::report::timestamp(),
+                deepsent_version: env!("CARGO_PKG_VERSION").into(),
+            },
+        };
+        model.save(&dir.join("model.safetensors"))?;
+        let result = FoldResult {
+            fold: fold.number,
+            acc_center: center.accuracy,
+            acc_oversample: oversample.accuracy,
+            epochs: self.config.solver.epochs,
+            iterations: self.config.solver.iterations(fold.train.len()),
+            train_seconds,
+            center,
+            oversample,
+            final_loss: log.last().map(|l| l.loss),
+        };
+        std::fs::write(&result_path, serde_json::to_string_pretty(&result)?)?;
+        // The fold is done: its checkpoint is no longer needed.
+        let _ = std::fs::remove_file(dir.join("checkpoint.safetensors"));
+        eprintln!("{name}: centre {:.3}, 10-crop {:.3} ({:.0} s)", result.acc_center, result.acc_oversample, train_seconds);
+        Ok(result)
+    }
+}

@@ -1,0 +1,242 @@
+//! Network surgery: operations on a spec (and the weights that go with it).
+//!
+//! - `cut-after:LAYER` drops every layer above LAYER, except the in-place
+//!   layers (ReLU, Dropout) that act on LAYER's own output: they are part of
+//!   what LAYER hands on. The loss goes on LAYER's output.
+//! - `replace:LAYER:N` puts a new layer of LAYER's type with N outputs in its
+//!   place (fresh weights, learning rate ×10). Parameter-free layers above it
+//!   stay (ReLU, pooling, softmax); learnable layers above it, and all that
+//!   depends on them, go.
+//! - `append:LAYER:NEW:N` adds a new layer NEW with N outputs reading LAYER's
+//!   output (an InnerProduct on a flat blob, a 1×1 Convolution on a map), and
+//!   drops what was above LAYER.
+//! - `remove:LAYER` deletes an in-place layer (e.g. the ReLU after a new head).
+//!
+//! Ops compose left to right, separated by commas.
+
+use super::spec::{LayerKind, LayerSpec, NetSpec, ParamMult};
+use super::weights::{Blob, Weights};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+/// Multiplier of a new layer's learning rate (the paper's ×10).
+pub const NEW_LAYER_LR_MULT: f32 = 10.0;
+/// Standard deviation of a new layer's Gaussian weights (the paper's 0.01).
+pub const NEW_LAYER_STD: f32 = 0.01;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    CutAfter(String),
+    Replace { layer: String, outputs: usize },
+    Append { after: String, name: String, outputs: usize },
+    Remove(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SurgeryError {
+    #[error("cannot parse surgery {0:?}: use cut-after:LAYER, replace:LAYER:N, append:LAYER:NEW:N or remove:LAYER")]
+    Syntax(String),
+    #[error("surgery {op}: no layer named {layer:?} (layers: {known})")]
+    UnknownLayer { op: String, layer: String, known: String },
+    #[error("surgery {op}: {message}")]
+    Invalid { op: String, message: String },
+    #[error(transparent)]
+    Spec(#[from] super::spec::SpecError),
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::CutAfter(l) => write!(f, "cut-after:{l}"),
+            Op::Replace { layer, outputs } => write!(f, "replace:{layer}:{outputs}"),
+            Op::Append { after, name, outputs } => write!(f, "append:{after}:{name}:{outputs}"),
+            Op::Remove(l) => write!(f, "remove:{l}"),
+        }
+    }
+}
+
+/// Parses `op,op,…`.
+pub fn parse_ops(text: &str) -> Result<Vec<Op>, SurgeryError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let parts: Vec<&str> = s.split(':').collect();
+            let num = |p: &str| p.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| SurgeryError::Syntax(s.into()));
+            Ok(match parts[..] {
+                ["cut-after", l] => Op::CutAfter(l.into()),
+                ["replace", l, n] => Op::Replace { layer: l.into(), outputs: num(n)? },
+                ["append", l, new, n] => Op::Append { after: l.into(), name: new.into(), outputs: num(n)? },
+                ["remove", l] => Op::Remove(l.into()),
+                _ => return Err(SurgeryError::Syntax(s.into())),
+            })
+        })
+        .collect()
+}
+
+/// A spec with its weights, operated on together.
+#[derive(Debug, Clone)]
+pub struct Patient {
+    pub spec: NetSpec,
+    pub weights: Weights,
+}
+
+impl Patient {
+    /// Applies ops in order; new layers draw their weights from `seed`.
+    pub fn operate(mut self, ops: &[Op], seed: u64) -> Result<Patient, SurgeryError> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        for op in ops {
+            self.apply(op, &mut rng)?;
+        }
+        self.spec.infer_shapes()?;
+        self.weights.retain_spec(&self.spec);
+        Ok(self)
+    }
+
+    fn index(&self, op: &Op, name: &str) -> Result<usize, SurgeryError> {
+        self.spec.layers.iter().position(|l| l.name == name).ok_or_else(|| SurgeryError::UnknownLayer {
+            op: op.to_string(),
+            layer: name.into(),
+            known: self.spec.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    fn apply(&mut self, op: &Op, rng: &mut rand_chacha::ChaCha8Rng) -> Result<(), SurgeryError> {
+        match op {
+            Op::CutAfter(name) => {
+                let i = self.index(op, name)?;
+                let top = self.spec.layers[i].tops[0].clone();
+                let mut keep = i + 1;
+                while keep < self.spec.layers.len() && is_in_place_on(&self.spec.layers[keep], &top) {
+                    keep += 1;
+                }
+                self.spec.layers.truncate(keep);
+            }
+            Op::Remove(name) => {
+                let i = self.index(op, name)?;
+                let l = &self.spec.layers[i];
+                if !(l.bottoms.len() == 1 && l.bottoms == l.tops) {
+                    return Err(SurgeryError::Invalid { op: op.to_string(), message: format!("{name} is not an in-place layer; only those can be removed without rewiring") });
+                }
+                self.spec.layers.remove(i);
+            }
+            Op::Replace { layer, outputs } => {
+                let i = self.index(op, layer)?;
+                let old = self.spec.layers[i].clone();
+                let kind = with_outputs(&old.kind, *outputs).ok_or_else(|| SurgeryError::Invalid {
+                    op: op.to_string(),
+                    message: format!("{layer} is a {} layer; only Convolution and InnerProduct layers can be replaced", old.kind.type_name()),
+                })?;
+                let new = LayerSpec { kind, params: new_layer_mults(&old), ..old.clone() };
+                self.spec.layers[i] = new;
+                self.drop_learnable_above(i);
+                self.init_new_layer(i, rng)?;
+            }
+            Op::Append { after, name, outputs } => {
+                let i = self.index(op, after)?;
+                if self.spec.layer(name).is_some() {
+                    return Err(SurgeryError::Invalid { op: op.to_string(), message: format!("a layer named {name} exists already") });
+                }
+                let top = self.spec.layers[i].tops[0].clone();
+                let mut at = i + 1;
+                while at < self.spec.layers.len() && is_in_place_on(&self.spec.layers[at], &top) {
+                    at += 1;
+                }
+                self.spec.layers.truncate(at);
+                let shape = self.spec.infer_shapes()?.blobs[&top].clone();
+                let kind = if shape.len() == 3 && shape[1] * shape[2] > 1 {
+                    LayerKind::Convolution { num_output: *outputs, kernel: [1, 1], stride: [1, 1], pad: [(0, 0); 2], dilation: [1, 1], group: 1, bias: true }
+                } else {
+                    LayerKind::InnerProduct { num_output: *outputs, bias: true }
+                };
+                let proto = LayerSpec { name: name.clone(), kind, bottoms: vec![top], tops: vec![name.clone()], params: vec![] };
+                let params = new_layer_mults(&proto);
+                self.spec.layers.push(LayerSpec { params, ..proto });
+                self.init_new_layer(self.spec.layers.len() - 1, rng)?;
+            }
+        }
+        self.spec.infer_shapes()?;
+        Ok(())
+    }
+
+    /// Drops learnable layers above `i` and everything fed by what was dropped.
+    fn drop_learnable_above(&mut self, i: usize) {
+        let mut dead: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut kept = self.spec.layers[..=i].to_vec();
+        for l in &self.spec.layers[i + 1..] {
+            let fed_by_dead = l.bottoms.iter().any(|b| dead.contains(b));
+            if l.kind.is_learnable() || fed_by_dead {
+                dead.extend(l.tops.iter().cloned());
+            } else {
+                kept.push(l.clone());
+            }
+        }
+        self.spec.layers = kept;
+    }
+
+    /// Gaussian weights (std 0.01), zero bias, for layer `i`.
+    fn init_new_layer(&mut self, i: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Result<(), SurgeryError> {
+        let shapes = self.spec.param_shapes()?.swap_remove(i);
+        let normal = Normal::new(0.0f32, NEW_LAYER_STD).expect("valid std");
+        let blobs = shapes
+            .into_iter()
+            .enumerate()
+            .map(|(b, s)| {
+                let n = s.iter().product();
+                let data = if b == 0 { (0..n).map(|_| normal.sample(rng)).collect() } else { vec![0.0; n] };
+                Blob::new(s, data)
+            })
+            .collect();
+        self.weights.layers.insert(self.spec.layers[i].name.clone(), blobs);
+        Ok(())
+    }
+}
+
+fn is_in_place_on(l: &LayerSpec, blob: &str) -> bool {
+    l.bottoms.len() == 1 && l.bottoms[0] == blob && l.tops.len() == 1 && l.tops[0] == blob
+}
+
+fn with_outputs(kind: &LayerKind, n: usize) -> Option<LayerKind> {
+    match kind.clone() {
+        LayerKind::Convolution { kernel, stride, pad, dilation, bias, .. } => {
+            Some(LayerKind::Convolution { num_output: n, kernel, stride, pad, dilation, group: 1, bias })
+        }
+        LayerKind::InnerProduct { bias, .. } => Some(LayerKind::InnerProduct { num_output: n, bias }),
+        _ => None,
+    }
+}
+
+/// A new layer learns 10× faster than the backbone: its multipliers are the
+/// backbone's (weights 1/1, biases 2/0) times 10 for the learning rate.
+fn new_layer_mults(old: &LayerSpec) -> Vec<ParamMult> {
+    (0..2)
+        .map(|b| {
+            let base = old.params.get(b).copied().unwrap_or(if b == 0 { ParamMult { lr_mult: 1.0, decay_mult: 1.0 } } else { ParamMult { lr_mult: 2.0, decay_mult: 0.0 } });
+            ParamMult { lr_mult: base.lr_mult * NEW_LAYER_LR_MULT, decay_mult: base.decay_mult }
+        })
+        .collect()
+}
+
+/// Named surgeries of a backbone: (name, ops, what it is).
+pub fn presets(backbone: &str) -> &'static [(&'static str, &'static str, &'static str)] {
+    match backbone {
+        "caffenet" => &[
+            ("ft", "replace:fc8:2", "the paper's fine-tuning: fc8 replaced by 2 neurons"),
+        ],
+        "squeezenet1.0" => &[
+            ("ft", "replace:conv_final:2,remove:relu_conv_final",
+             "conv10 replaced by 2 outputs, its ReLU removed (a ReLU on the logits ties them)"),
+            ("paper", "replace:conv_final:2",
+             "the paper's recipe applied literally: conv10 replaced by 2 outputs, ReLU kept"),
+        ],
+        _ => &[],
+    }
+}
+
+/// Resolves `--surgery`: a preset name of the backbone, or ops.
+pub fn resolve(backbone: &str, text: &str) -> Result<Vec<Op>, SurgeryError> {
+    match presets(backbone).iter().find(|p| p.0 == text) {
+        Some(p) => parse_ops(p.1),
+        None => parse_ops(text),
+    }
+}

@@ -1,0 +1,96 @@
+//! Throughput of a network on random weights and inputs: inference, or a
+//! training step (forward, backward, Caffe SGD update), to compare with the
+//! PyTorch reference benchmark (`../shared/bench/torch_caffenet_bench.py`).
+
+use super::fit::cross_entropy;
+use super::solver::{Sgd, SolverSettings};
+use crate::model::net::{to_f32s, Mode, Net};
+use crate::model::{Blob, NetSpec, Weights};
+use burn::prelude::*;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub arch: String,
+    pub mode: String,
+    pub batch: usize,
+    pub iterations: usize,
+    /// Median seconds per iteration after 2 warm-up iterations.
+    pub median_seconds: f64,
+    pub images_per_second: f64,
+    pub all_seconds: Vec<f64>,
+    pub threads: usize,
+}
+
+/// Gaussian-ish random weights (uniform ±0.01): speed does not depend on values.
+pub fn random_weights(spec: &NetSpec, seed: u64) -> Weights {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut w = Weights::default();
+    for (l, shapes) in spec.layers.iter().zip(spec.param_shapes().expect("valid spec")) {
+        if shapes.is_empty() {
+            continue;
+        }
+        let blobs = shapes
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n = s.iter().product();
+                // BatchNorm's third blob is a scale factor: keep it at 1.
+                let v = if matches!(l.kind, crate::model::LayerKind::BatchNorm { .. }) && i > 0 { vec![1.0; n] } else { (0..n).map(|_| rng.gen_range(-0.01..0.01)).collect() };
+                Blob::new(s, v)
+            })
+            .collect();
+        w.layers.insert(l.name.clone(), blobs);
+    }
+    w
+}
+
+pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usize) -> anyhow::Result<BenchResult> {
+    let weights = random_weights(&spec, 0);
+    let mut net = Net::new(spec, &weights, &Device::flex())?;
+    let i = net.spec.input.clone();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let x: Vec<f32> = (0..batch * i.channels * i.height * i.width).map(|_| rng.gen_range(-100.0..100.0)).collect();
+    let labels: Vec<usize> = (0..batch).map(|k| k % 2).collect();
+    let settings = SolverSettings::default();
+    let mut sgd = Sgd::new(&net.params);
+    let logits = super::fit::logits_blob(&net.spec);
+    let mut times = Vec::new();
+    for it in 0..iterations + 2 {
+        let t = Instant::now();
+        if train {
+            let dev = net.device().clone().autodiff();
+            let tracked: Vec<Vec<Tensor<1>>> = net.params.iter().map(|b| b.iter().map(|t| t.clone().autodiff().require_grad()).collect()).collect();
+            let input = net.input(x.clone(), &dev);
+            let mut drop_rng = rand_chacha::ChaCha8Rng::seed_from_u64(it as u64);
+            let out = net.forward_with(&tracked, input, &mut Mode::Train { rng: &mut drop_rng }, &[logits.as_str()]).remove(&logits).unwrap();
+            let loss = cross_entropy(out, &labels, &dev);
+            let grads = loss.backward();
+            let g: Vec<Vec<Option<Tensor<1>>>> = tracked.iter().map(|b| b.iter().map(|t| t.grad(&grads)).collect()).collect();
+            let spec = net.spec.clone();
+            sgd.step(&spec, &mut net.params, &g, 1e-6, &settings);
+            let _ = to_f32s(&net.params.last().and_then(|b| b.first()).cloned().unwrap_or_else(|| net.params.iter().flatten().next().unwrap().clone()));
+        } else {
+            let out = net.predict(net.input(x.clone(), net.device()));
+            let _ = to_f32s(&out);
+        }
+        if it >= 2 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    Ok(BenchResult {
+        arch: arch.into(),
+        mode: if train { "train" } else { "infer" }.into(),
+        batch,
+        iterations,
+        median_seconds: median,
+        images_per_second: batch as f64 / median,
+        all_seconds: times,
+        threads: rayon::current_num_threads(),
+    })
+}

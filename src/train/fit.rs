@@ -1,0 +1,219 @@
+//! The fine-tuning loop: Caffe's solver over the training stream, with
+//! micro-batches, checkpoints every iteration, a log line per epoch, and a
+//! stop with a clear message when the loss turns NaN or explodes.
+
+use super::checkpoint;
+use super::solver::{Sgd, SolverSettings};
+use super::stream::{self, Purpose};
+use crate::model::net::{to_f32s, Mode, Net, Params};
+use crate::model::NetSpec;
+use crate::preprocess::{crops, Preprocess};
+use anyhow::{bail, Result};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::TensorData;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// The blob the loss reads: the input of a final Softmax, else the output.
+pub fn logits_blob(spec: &NetSpec) -> String {
+    match spec.layers.last() {
+        Some(l) if l.kind == crate::model::LayerKind::Softmax => l.bottoms[0].clone(),
+        _ => spec.output_blob().to_string(),
+    }
+}
+
+/// One line of the training log (`log.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub iteration: usize,
+    pub lr: f64,
+    /// Mean training loss over the iterations of this epoch.
+    pub loss: f64,
+    /// Centre-crop test accuracy after this epoch, when a test set is given.
+    pub test_acc: Option<f64>,
+    pub seconds: f64,
+}
+
+pub struct FitConfig<'a> {
+    pub settings: &'a SolverSettings,
+    pub seed: u64,
+    /// Where the checkpoint and log live; the run resumes from them.
+    pub run_dir: &'a Path,
+    /// Names the run in progress and errors (e.g. "fold 1").
+    pub name: String,
+}
+
+/// A loss this large means training diverged (ln 2 ≈ 0.69 is chance for 2 classes).
+const EXPLODED_LOSS: f64 = 1e4;
+
+/// Fine-tunes `net` on labelled stored images; `evaluate` is called after each
+/// epoch (e.g. test accuracy for the log). Returns the epoch log.
+pub fn fit(
+    net: &mut Net,
+    pre: &Preprocess,
+    images: &[&RgbImage],
+    labels: &[usize],
+    cfg: &FitConfig,
+    mut evaluate: impl FnMut(&Net) -> Option<f64>,
+) -> Result<Vec<EpochLog>> {
+    let s = cfg.settings;
+    s.check().map_err(anyhow::Error::msg)?;
+    let n = images.len();
+    let iterations = s.iterations(n);
+    let ckpt_path = cfg.run_dir.join("checkpoint.safetensors");
+    let log_path = cfg.run_dir.join("log.jsonl");
+    std::fs::create_dir_all(cfg.run_dir)?;
+
+    let mut sgd = Sgd::new(&net.params);
+    let mut start = 0;
+    let mut log: Vec<EpochLog> = Vec::new();
+    if ckpt_path.exists() {
+        let c = checkpoint::load(&ckpt_path, net)?;
+        net.params = c.params;
+        sgd.history = c.history;
+        start = c.iteration;
+        // Keep the log lines the checkpoint covers (a line written after the
+        // last checkpoint is redone).
+        if let Ok(text) = std::fs::read_to_string(&log_path) {
+            log = text.lines().filter_map(|l| serde_json::from_str::<EpochLog>(l).ok()).filter(|e| e.iteration <= start).collect();
+        }
+    }
+    rewrite_log(&log_path, &log)?;
+    if start >= iterations {
+        return Ok(log);
+    }
+
+    let train_device = net.device().clone().autodiff();
+    let logits_name = logits_blob(&net.spec);
+    let bar = crate::progress::bar(iterations as u64, &cfg.name);
+    bar.set_position(start as u64);
+    let t0 = std::time::Instant::now();
+    let mut epoch_losses: Vec<f64> = Vec::new();
+    let micro_per_iter = s.batch / s.micro_batch;
+    for it in start..iterations {
+        let lr = s.lr_at(it, n);
+        let mut acc: Vec<Vec<Option<Tensor<1>>>> = net.params.iter().map(|b| vec![None; b.len()]).collect();
+        let mut loss_sum = 0.0;
+        for m in 0..micro_per_iter {
+            let first = it * s.batch + m * s.micro_batch;
+            let picks = stream::positions(cfg.seed, n, first, s.micro_batch);
+            let mut views = vec![0.0f32; s.micro_batch * pre.view_len()];
+            for (j, (&img, view)) in picks.iter().zip(views.chunks_mut(pre.view_len())).enumerate() {
+                let mut r = stream::rng(cfg.seed, Purpose::Crop, (first + j) as u64);
+                pre.write_view(images[img], crops::random(pre.stored_size(), pre.crop, &mut r), view);
+            }
+            let batch_labels: Vec<usize> = picks.iter().map(|&i| labels[i]).collect();
+            let tracked = track(net, &train_device);
+            let input = net.input(views, &train_device);
+            let mut dropout_rng = stream::rng(cfg.seed, Purpose::Dropout, (it * micro_per_iter + m) as u64);
+            let mut blobs = net.forward_with(&tracked, input, &mut Mode::Train { rng: &mut dropout_rng }, &[logits_name.as_str()]);
+            let logits = blobs.remove(&logits_name).expect("logits computed");
+            let loss = cross_entropy(logits, &batch_labels, &train_device);
+            let value = to_f32s(&loss)[0] as f64;
+            if !value.is_finite() || value > EXPLODED_LOSS {
+                bar.abandon();
+                bail!("{}: the loss is {value} at iteration {it} (micro-batch {m}): training diverged; lower the learning rate (--base-lr)", cfg.name);
+            }
+            loss_sum += value;
+            let grads = loss.backward();
+            for (l, blobs) in tracked.iter().enumerate() {
+                for (b, t) in blobs.iter().enumerate() {
+                    if let Some(g) = t.grad(&grads) {
+                        acc[l][b] = Some(match acc[l][b].take() {
+                            Some(a) => a + g,
+                            None => g,
+                        });
+                    }
+                }
+            }
+        }
+        // Caffe's iter_size: the gradient is the mean over micro-batches.
+        let scale = 1.0 / micro_per_iter as f64;
+        let grads: Vec<Vec<Option<Tensor<1>>>> = acc.into_iter().map(|b| b.into_iter().map(|g| g.map(|g| g.mul_scalar(scale))).collect()).collect();
+        let spec = net.spec.clone();
+        sgd.step(&spec, &mut net.params, &grads, lr, s);
+        let loss = loss_sum / micro_per_iter as f64;
+        epoch_losses.push(loss);
+        bar.set_message(format!("{} it {}/{} loss {loss:.4} lr {lr:.0e}", cfg.name, it + 1, iterations));
+        bar.inc(1);
+
+        let epoch_of = |i: usize| i * s.batch / n;
+        if epoch_of(it + 1) > epoch_of(it) || it + 1 == iterations {
+            let entry = EpochLog {
+                epoch: epoch_of(it + 1).max(1),
+                iteration: it + 1,
+                lr,
+                loss: epoch_losses.iter().sum::<f64>() / epoch_losses.len() as f64,
+                test_acc: evaluate(net),
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            if !bar.is_hidden() {
+                bar.println(format!("{}: epoch {} loss {:.4} test {}", cfg.name, entry.epoch, entry.loss, entry.test_acc.map_or("-".into(), |a| format!("{a:.3}"))));
+            } else {
+                eprintln!("{}: epoch {} iteration {} loss {:.4} lr {:.0e} test {} ({:.0} s)", cfg.name, entry.epoch, entry.iteration, entry.loss, lr, entry.test_acc.map_or("-".into(), |a| format!("{a:.3}")), entry.seconds);
+            }
+            append_log(&log_path, &entry)?;
+            log.push(entry);
+            epoch_losses.clear();
+        }
+        checkpoint::save(&ckpt_path, net, &sgd.history, it + 1)?;
+    }
+    bar.finish_and_clear();
+    Ok(log)
+}
+
+/// Parameters on the training device; learnable blobs with a non-zero rate
+/// require gradients, the rest (frozen layers, BatchNorm statistics) are constants.
+fn track(net: &Net, device: &Device) -> Params {
+    net.spec
+        .layers
+        .iter()
+        .zip(&net.params)
+        .map(|(layer, blobs)| {
+            blobs
+                .iter()
+                .enumerate()
+                .map(|(b, t)| {
+                    let t = t.clone().to_device(device).autodiff();
+                    if layer.kind.is_learnable() && layer.param_mult(b).lr_mult != 0.0 {
+                        t.require_grad()
+                    } else {
+                        t
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Mean softmax cross-entropy of N × K logits (N × K × 1 × 1) against class indices.
+pub fn cross_entropy(logits: Tensor<4>, labels: &[usize], device: &Device) -> Tensor<1> {
+    let [n, k, _, _] = logits.dims();
+    let logp = log_softmax(logits.reshape([n, k]), 1);
+    let mut onehot = vec![0.0f32; n * k];
+    for (i, &y) in labels.iter().enumerate() {
+        onehot[i * k + y] = 1.0;
+    }
+    let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, k]), device);
+    (logp * onehot).sum().mul_scalar(-1.0 / n as f64)
+}
+
+fn rewrite_log(path: &Path, log: &[EpochLog]) -> Result<()> {
+    let mut text = String::new();
+    for e in log {
+        text.push_str(&serde_json::to_string(e)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+fn append_log(path: &Path, e: &EpochLog) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    writeln!(f, "{}", serde_json::to_string(e)?)?;
+    Ok(())
+}
