@@ -122,7 +122,7 @@ impl Crossval<'_> {
         let (train_x, train_y) = (images(&fold.train), labels(&fold.train));
         let (test_x, test_y) = (images(&fold.test), labels(&fold.test));
         let t0 = std::time::Instant::now();
-        let fit_cfg = FitConfig { settings: &self.config.solver, seed, run_dir: dir, name: name.clone() };
+        let fit_cfg = FitConfig { settings: &self.config.solver, seed, run_dir: dir, name: name.clone(), stop_after: None };
         let log = fit(&mut net, pre, &train_x, &train_y, &fit_cfg, |net| {
             Some(score(&probabilities(net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy)
         })?;

@@ -10,16 +10,19 @@ use std::path::Path;
 
 pub struct Checkpoint {
     pub iteration: usize,
+    /// Losses of the iterations of the unfinished epoch (for its log line).
+    pub epoch_losses: Vec<f64>,
     pub params: Params,
     pub history: Params,
 }
 
-pub fn save(path: &Path, net: &Net, history: &Params, iteration: usize) -> Result<()> {
+pub fn save(path: &Path, net: &Net, history: &Params, iteration: usize, epoch_losses: &[f64]) -> Result<()> {
     let mut arrays = Arrays::new();
     tensor_file::weights_to_arrays(&net.params_as_weights(&net.params), "w/", &mut arrays);
     tensor_file::weights_to_arrays(&net.params_as_weights(history), "h/", &mut arrays);
     let mut meta = HashMap::new();
     meta.insert("iteration".to_string(), iteration.to_string());
+    meta.insert("epoch_losses".to_string(), serde_json::to_string(epoch_losses)?);
     tensor_file::write(path, &arrays, meta).with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
@@ -31,5 +34,9 @@ pub fn load(path: &Path, net: &Net) -> Result<Checkpoint> {
         let w = tensor_file::arrays_to_weights(&arrays, prefix).map_err(anyhow::Error::msg)?;
         net.weights_as_params(&w).with_context(|| format!("{}: checkpoint does not fit this network", path.display()))
     };
-    Ok(Checkpoint { iteration, params: to_params("w/")?, history: to_params("h/")? })
+    let epoch_losses = match meta.get("epoch_losses") {
+        Some(s) => serde_json::from_str(s).with_context(|| format!("{}: bad epoch_losses", path.display()))?,
+        None => Vec::new(),
+    };
+    Ok(Checkpoint { iteration, epoch_losses, params: to_params("w/")?, history: to_params("h/")? })
 }

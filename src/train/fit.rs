@@ -45,6 +45,8 @@ pub struct FitConfig<'a> {
     pub run_dir: &'a Path,
     /// Names the run in progress and errors (e.g. "fold 1").
     pub name: String,
+    /// Stop (resumably) after this many iterations in this call.
+    pub stop_after: Option<usize>,
 }
 
 /// A loss this large means training diverged (ln 2 ≈ 0.69 is chance for 2 classes).
@@ -71,11 +73,13 @@ pub fn fit(
     let mut sgd = Sgd::new(&net.params);
     let mut start = 0;
     let mut log: Vec<EpochLog> = Vec::new();
+    let mut epoch_losses: Vec<f64> = Vec::new();
     if ckpt_path.exists() {
         let c = checkpoint::load(&ckpt_path, net)?;
         net.params = c.params;
         sgd.history = c.history;
         start = c.iteration;
+        epoch_losses = c.epoch_losses;
         // Keep the log lines the checkpoint covers (a line written after the
         // last checkpoint is redone).
         if let Ok(text) = std::fs::read_to_string(&log_path) {
@@ -92,9 +96,9 @@ pub fn fit(
     let bar = crate::progress::bar(iterations as u64, &cfg.name);
     bar.set_position(start as u64);
     let t0 = std::time::Instant::now();
-    let mut epoch_losses: Vec<f64> = Vec::new();
     let micro_per_iter = s.batch / s.micro_batch;
-    for it in start..iterations {
+    let end = cfg.stop_after.map_or(iterations, |k| (start + k).min(iterations));
+    for it in start..end {
         let lr = s.lr_at(it, n);
         let mut acc: Vec<Vec<Option<Tensor<1>>>> = net.params.iter().map(|b| vec![None; b.len()]).collect();
         let mut loss_sum = 0.0;
@@ -160,7 +164,7 @@ pub fn fit(
             log.push(entry);
             epoch_losses.clear();
         }
-        checkpoint::save(&ckpt_path, net, &sgd.history, it + 1)?;
+        checkpoint::save(&ckpt_path, net, &sgd.history, it + 1, &epoch_losses)?;
     }
     bar.finish_and_clear();
     Ok(log)

@@ -1,0 +1,181 @@
+//! Each layer type against a hand-computed small case, and its gradient
+//! against finite differences.
+
+use burn::prelude::*;
+use deepsent::model::caffe::prototxt;
+use deepsent::model::net::{to_f32s, Mode};
+use deepsent::model::{Blob, Net, Weights};
+use rand::{Rng, SeedableRng};
+
+fn net(text: &str, weights: &[(&str, Vec<(Vec<usize>, Vec<f32>)>)]) -> Net {
+    let spec = prototxt::parse(text, "test").unwrap();
+    let mut w = Weights::default();
+    for (name, blobs) in weights {
+        w.layers.insert(name.to_string(), blobs.iter().map(|(s, d)| Blob::new(s.clone(), d.clone())).collect());
+    }
+    Net::new(spec, &w, &Device::flex()).unwrap()
+}
+
+fn run(net: &Net, input: Vec<f32>, blob: &str) -> (Vec<usize>, Vec<f32>) {
+    let x = net.input(input, net.device());
+    let out = net.blobs(x, &[blob]).unwrap().remove(blob).unwrap();
+    (out.dims().to_vec(), to_f32s(&out))
+}
+
+fn input(c: usize, h: usize, w: usize) -> String {
+    format!("input: \"data\" input_dim: 1 input_dim: {c} input_dim: {h} input_dim: {w}\n")
+}
+
+#[test]
+fn grouped_convolution_by_hand() {
+    // 2 input channels, 2 groups, 2 outputs, 1×1 kernel: output k sees only input k.
+    let text = input(2, 1, 2) + r#"layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 2 kernel_size: 1 group: 2 } }"#;
+    let n = net(&text, &[("c", vec![(vec![2, 1, 1, 1], vec![2.0, -1.0]), (vec![2], vec![0.5, 1.0])])]);
+    let (dims, y) = run(&n, vec![1.0, 2.0, 10.0, 20.0], "c");
+    assert_eq!(dims, [1, 2, 1, 2]);
+    assert_eq!(y, [2.5, 4.5, -9.0, -19.0]);
+}
+
+#[test]
+fn padded_strided_convolution_by_hand() {
+    // 1 channel 3×3 input 1..9, kernel 2×2 of ones, stride 2, pad 1 → 2×2 output.
+    let text = input(1, 3, 3) + r#"layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 2 stride: 2 pad: 1 } }"#;
+    let n = net(&text, &[("c", vec![(vec![1, 1, 2, 2], vec![1.0; 4]), (vec![1], vec![0.0])])]);
+    let (dims, y) = run(&n, (1..=9).map(|v| v as f32).collect(), "c");
+    assert_eq!(dims, [1, 1, 2, 2]);
+    // windows (rows −1..0, 1..2) × (cols −1..0, 1..2): 1, 2+3, 4+7, 5+6+8+9
+    assert_eq!(y, [1.0, 5.0, 11.0, 28.0]);
+}
+
+#[test]
+fn lrn_uses_caffes_formula() {
+    // 3 channels at one pixel: x = (1, 2, 3), local_size 3, alpha 3, beta 1, k 1:
+    // scale_c = 1 + alpha/3 · Σ_{window} x² → (1+1+4, 1+1+4+9, 1+4+9) = (6, 15, 14).
+    let text = input(3, 1, 1) + r#"layer { name: "n" type: "LRN" bottom: "data" top: "n" lrn_param { local_size: 3 alpha: 3 beta: 1 k: 1 } }"#;
+    let (_, y) = run(&net(&text, &[]), vec![1.0, 2.0, 3.0], "n");
+    let want = [1.0 / 6.0, 2.0 / 15.0, 3.0 / 14.0];
+    for (a, b) in y.iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{y:?}");
+    }
+}
+
+#[test]
+fn ceil_max_pooling_and_global_average_by_hand() {
+    // 4×4 input 0..15, max 3×3 stride 2: ceil → 2×2 (floor would give 1×1).
+    let text = input(1, 4, 4)
+        + r#"layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+             layer { name: "g" type: "Pooling" bottom: "data" top: "g" pooling_param { pool: AVE global_pooling: true } }"#;
+    let n = net(&text, &[]);
+    let (dims, y) = run(&n, (0..16).map(|v| v as f32).collect(), "p");
+    assert_eq!(dims, [1, 1, 2, 2]);
+    assert_eq!(y, [10.0, 11.0, 14.0, 15.0]);
+    let (dims, y) = run(&n, (0..16).map(|v| v as f32).collect(), "g");
+    assert_eq!(dims, [1, 1, 1, 1]);
+    assert_eq!(y, [7.5]);
+}
+
+#[test]
+fn batchnorm_scale_and_eltwise_by_hand() {
+    // BatchNorm blobs hold sums: mean 4/2 = 2, variance 8/2 = 4, factor 2; eps 0.
+    // y = (x − 2) / 2, then Scale ×3 + 1, then Eltwise adds the input.
+    let text = input(1, 1, 2)
+        + r#"layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" batch_norm_param { eps: 0 } }
+             layer { name: "sc" type: "Scale" bottom: "bn" top: "bn" scale_param { bias_term: true } }
+             layer { name: "sum" type: "Eltwise" bottom: "bn" bottom: "data" top: "sum" }"#;
+    let n = net(&text, &[
+        ("bn", vec![(vec![1], vec![4.0]), (vec![1], vec![8.0]), (vec![1], vec![2.0])]),
+        ("sc", vec![(vec![1], vec![3.0]), (vec![1], vec![1.0])]),
+    ]);
+    let (_, y) = run(&n, vec![4.0, 0.0], "sum");
+    // x = 4: (4−2)/2 = 1 → 3·1+1 = 4 → +4 = 8;  x = 0: −1 → −2 → −2
+    assert_eq!(y, [8.0, -2.0]);
+}
+
+/// A network with every layer type, on a 2 × 3 × 9 × 9 input.
+const ALL_LAYERS: &str = r#"
+input: "data" input_dim: 2 input_dim: 4 input_dim: 9 input_dim: 9
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: 2 group: 2 } }
+layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" }
+layer { name: "scale" type: "Scale" bottom: "conv" top: "conv" scale_param { bias_term: true } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" relu_param { negative_slope: 0.1 } }
+layer { name: "lrn" type: "LRN" bottom: "conv" top: "lrn" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 } }
+layer { name: "pool" type: "Pooling" bottom: "lrn" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "apool" type: "Pooling" bottom: "lrn" top: "apool" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
+layer { name: "sum" type: "Eltwise" bottom: "pool" bottom: "apool" top: "sum" eltwise_param { coeff: 1 coeff: -0.5 } }
+layer { name: "cat" type: "Concat" bottom: "sum" bottom: "apool" top: "cat" }
+layer { name: "gpool" type: "Pooling" bottom: "cat" top: "gpool" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "fc" type: "InnerProduct" bottom: "cat" top: "fc" inner_product_param { num_output: 3 } }
+"#;
+
+#[test]
+fn gradients_agree_with_finite_differences() {
+    let spec = prototxt::parse(ALL_LAYERS, "all").unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut w = Weights::default();
+    for (l, shapes) in spec.layers.iter().zip(spec.param_shapes().unwrap()) {
+        if shapes.is_empty() {
+            continue;
+        }
+        let blobs = shapes
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n: usize = s.iter().product();
+                let data = match (l.name.as_str(), i) {
+                    ("bn", 0) => (0..n).map(|_| rng.gen_range(-0.2..0.2)).collect(),
+                    ("bn", 1) => (0..n).map(|_| rng.gen_range(0.5..1.5)).collect(),
+                    ("bn", 2) => vec![1.0],
+                    _ => (0..n).map(|_| rng.gen_range(-0.5..0.5)).collect(),
+                };
+                Blob::new(s, data)
+            })
+            .collect();
+        w.layers.insert(l.name.clone(), blobs);
+    }
+    let net = Net::new(spec, &w, &Device::flex()).unwrap();
+    let x: Vec<f32> = (0..2 * 4 * 81).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let probe_fc: Vec<f32> = (0..6).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let probe_g: Vec<f32> = (0..2 * 8).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let dev = Device::flex();
+    // A scalar of the outputs: Σ fc·a + Σ gpool·b.
+    let objective = |params: &Vec<Vec<Tensor<1>>>, device: &Device| -> Tensor<1> {
+        let input = net.input(x.clone(), device);
+        let mut out = net.forward_with(params, input, &mut Mode::Test, &["fc", "gpool"]);
+        let a = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe_fc.clone(), [2, 3, 1, 1]), device);
+        let b = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe_g.clone(), [2, 8, 1, 1]), device);
+        (out.remove("fc").unwrap() * a).sum() + (out.remove("gpool").unwrap() * b).sum()
+    };
+    let ad = dev.clone().autodiff();
+    let tracked: Vec<Vec<Tensor<1>>> = net.params.iter().map(|b| b.iter().map(|t| t.clone().autodiff().require_grad()).collect()).collect();
+    let grads = objective(&tracked, &ad).backward();
+    let eps = 5e-3f32;
+    let mut checked = 0;
+    for (l, blobs) in tracked.iter().enumerate() {
+        let name = &net.spec.layers[l].name;
+        for (b, t) in blobs.iter().enumerate() {
+            let Some(g) = t.grad(&grads) else { continue };
+            let g = to_f32s(&g);
+            let values = to_f32s(&net.params[l][b]);
+            // A few coordinates of each blob.
+            for k in [0, values.len() / 2, values.len() - 1] {
+                let at = |delta: f32| -> f32 {
+                    let mut p = net.params.clone();
+                    let mut v = values.clone();
+                    v[k] += delta;
+                    p[l][b] = Tensor::from_data(burn::tensor::TensorData::new(v, [values.len()]), &dev);
+                    to_f32s(&objective(&p, &dev))[0]
+                };
+                let (f0, fp, fm) = (at(0.0), at(eps), at(-eps));
+                let (left, right) = ((f0 - fm) / eps, (fp - f0) / eps);
+                if (left - right).abs() > 0.05 * left.abs().max(right.abs()).max(0.1) {
+                    continue; // a kink (ReLU, max) inside ±eps: no derivative to compare
+                }
+                let numeric = (fp - fm) / (2.0 * eps);
+                let tol = 2e-2 * numeric.abs().max(g[k].abs()).max(0.1);
+                assert!((numeric - g[k]).abs() < tol, "{name} blob {b} [{k}]: autodiff {} vs finite difference {numeric}", g[k]);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 18, "checked {checked} coordinates");
+}
