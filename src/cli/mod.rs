@@ -5,6 +5,7 @@ mod bench;
 mod classify;
 mod crossval;
 mod data;
+mod weights;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     Crossval(crossval::CrossvalArgs),
     /// Training and inference speed on random weights.
     Bench(bench::BenchArgs),
+    /// Download known pretrained weights (caffenet) with their checksum checked.
+    #[command(subcommand)]
+    Weights(weights::WeightsCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -46,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Crossval(args) => crossval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Weights(cmd) => weights::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 
 pub mod caffe;
 pub mod deep_compression;
+pub mod fetch;
 pub mod load;
 pub mod saved;
 pub mod net;

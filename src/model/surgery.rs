@@ -11,6 +11,9 @@
 //!   output (an InnerProduct on a flat blob, a 1×1 Convolution on a map), and
 //!   drops what was above LAYER.
 //! - `remove:LAYER` deletes an in-place layer (e.g. the ReLU after a new head).
+//! - `freeze-to:LAYER` sets the learning rate of LAYER and every learnable
+//!   layer before it to 0: their weights stay as pretrained, and the backward
+//!   pass stops there (the early, large feature maps cost most of it).
 //!
 //! Ops compose left to right, separated by commas.
 
@@ -30,11 +33,12 @@ pub enum Op {
     Replace { layer: String, outputs: usize },
     Append { after: String, name: String, outputs: usize },
     Remove(String),
+    FreezeTo(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SurgeryError {
-    #[error("cannot parse surgery {0:?}: use cut-after:LAYER, replace:LAYER:N, append:LAYER:NEW:N or remove:LAYER")]
+    #[error("cannot parse surgery {0:?}: use cut-after:LAYER, replace:LAYER:N, append:LAYER:NEW:N, remove:LAYER or freeze-to:LAYER")]
     Syntax(String),
     #[error("surgery {op}: no layer named {layer:?} (layers: {known})")]
     UnknownLayer { op: String, layer: String, known: String },
@@ -51,6 +55,7 @@ impl std::fmt::Display for Op {
             Op::Replace { layer, outputs } => write!(f, "replace:{layer}:{outputs}"),
             Op::Append { after, name, outputs } => write!(f, "append:{after}:{name}:{outputs}"),
             Op::Remove(l) => write!(f, "remove:{l}"),
+            Op::FreezeTo(l) => write!(f, "freeze-to:{l}"),
         }
     }
 }
@@ -68,6 +73,7 @@ pub fn parse_ops(text: &str) -> Result<Vec<Op>, SurgeryError> {
                 ["replace", l, n] => Op::Replace { layer: l.into(), outputs: num(n)? },
                 ["append", l, new, n] => Op::Append { after: l.into(), name: new.into(), outputs: num(n)? },
                 ["remove", l] => Op::Remove(l.into()),
+                ["freeze-to", l] => Op::FreezeTo(l.into()),
                 _ => return Err(SurgeryError::Syntax(s.into())),
             })
         })
@@ -111,6 +117,15 @@ impl Patient {
                     keep += 1;
                 }
                 self.spec.layers.truncate(keep);
+            }
+            Op::FreezeTo(name) => {
+                let i = self.index(op, name)?;
+                for layer in &mut self.spec.layers[..=i] {
+                    if layer.kind.is_learnable() {
+                        let n = layer.params.len().max(2);
+                        layer.params = (0..n).map(|b| ParamMult { lr_mult: 0.0, ..layer.param_mult(b) }).collect();
+                    }
+                }
             }
             Op::Remove(name) => {
                 let i = self.index(op, name)?;
