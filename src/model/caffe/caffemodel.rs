@@ -254,3 +254,46 @@ fn v1_type_code(type_name: &str) -> i32 {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same blob with its floats unpacked (one tag per value), as old
+    /// writers produce, and with a `shape` message instead of num/channels/….
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct UnpackedBlob {
+        #[prost(float, repeated, packed = "false", tag = "5")]
+        data: Vec<f32>,
+        #[prost(message, optional, tag = "7")]
+        shape: Option<BlobShapePb>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct UnpackedLayer {
+        #[prost(string, optional, tag = "1")]
+        name: Option<String>,
+        #[prost(message, repeated, tag = "7")]
+        blobs: Vec<UnpackedBlob>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct UnpackedNet {
+        #[prost(message, repeated, tag = "100")]
+        layer: Vec<UnpackedLayer>,
+    }
+
+    #[test]
+    fn unpacked_floats_and_shape_messages_decode() {
+        let net = UnpackedNet {
+            layer: vec![UnpackedLayer {
+                name: Some("fc".into()),
+                blobs: vec![UnpackedBlob { data: vec![1.0, -2.0, 3.5, 0.25, 5.0, 6.0], shape: Some(BlobShapePb { dim: vec![2, 3] }) }],
+            }],
+        };
+        let w = decode(&net.encode_to_vec(), "u.caffemodel").unwrap();
+        assert_eq!(w.layers["fc"][0], Blob { shape: vec![2, 3], data: vec![1.0, -2.0, 3.5, 0.25, 5.0, 6.0] });
+
+        let bad = UnpackedNet { layer: vec![UnpackedLayer { name: Some("fc".into()), blobs: vec![UnpackedBlob { data: vec![1.0], shape: Some(BlobShapePb { dim: vec![2, 3] }) }] }] };
+        let err = decode(&bad.encode_to_vec(), "b.caffemodel").unwrap_err().to_string();
+        assert!(err.contains("layer fc: blob 0 has 1 values but its shape [2, 3] needs 6"), "{err}");
+    }
+}
