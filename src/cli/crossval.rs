@@ -1,9 +1,9 @@
 use super::data::DataArgs;
-use anyhow::{Context, Result};
+use super::model_args::ModelArgs;
+use anyhow::Result;
 use clap::Args;
 use deepsent::eval::crossval::{Crossval, CrossvalConfig};
-use deepsent::locate;
-use deepsent::model::{load, surgery, Arch};
+use deepsent::model::surgery;
 use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
 use deepsent::train::SolverSettings;
 use std::path::PathBuf;
@@ -53,14 +53,8 @@ impl SolverArgs {
 /// Fine-tune and evaluate on every fold (the paper's Table 1).
 #[derive(Args)]
 pub struct CrossvalArgs {
-    /// caffenet, squeezenet1.0, or a .prototxt file.
-    #[arg(long, default_value = "squeezenet1.0")]
-    arch: Arch,
-    /// Pretrained weights [default: the architecture's ImageNet weights in the models directory].
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    #[arg(long)]
-    models: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
     /// Run directory: results, logs, checkpoints, one model per fold. Run the
@@ -85,22 +79,15 @@ pub struct CrossvalArgs {
 }
 
 pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
-    let weights = match &a.weights {
-        Some(w) => w.clone(),
-        None => {
-            let models = locate::models_dir(a.models.as_deref())?;
-            a.arch.default_weights(&models).with_context(|| format!("no ImageNet weights for {} in {}: pass --weights", a.arch.name(), models.display()))?
-        }
-    };
-    let backbone = load::load_model(Some(&a.arch), &weights)?;
-    let ops = surgery::resolve(&a.arch.name(), &a.surgery)?;
+    let (backbone, weights) = a.model.load()?;
+    let ops = surgery::resolve(&a.model.arch.name(), &a.surgery)?;
     let req = a.data.request()?;
     let dataset = deepsent::data::load(&req).into_result()?;
     let folds = if a.fold.is_empty() { dataset.folds.iter().map(|f| f.number).collect() } else { a.fold.clone() };
     let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
     let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
     let config = CrossvalConfig {
-        backbone: a.arch.name(),
+        backbone: a.model.arch.name(),
         weights: weights.display().to_string(),
         dataset: format!("{} ({})", dataset.name, req.root.display()),
         surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),

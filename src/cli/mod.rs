@@ -5,6 +5,7 @@ mod bench;
 mod classify;
 mod crossval;
 mod data;
+mod model_args;
 mod weights;
 
 use clap::{Parser, Subcommand};

@@ -392,7 +392,7 @@ mod tests {
 
         let unknown = format!("{ok}\nlayer {{ name: \"w\" type: \"Warp\" bottom: \"data\" top: \"w\" }}");
         let e = parse(&unknown, "net.prototxt").unwrap_err();
-        assert_eq!(e.to_string(), "net.prototxt:2:32: unknown layer type \"Warp\"");
+        assert_eq!(e.to_string(), "net.prototxt:2:19: unknown layer type \"Warp\"");
 
         let bad_number = format!("{ok}\nlayer {{ name: \"c\" type: \"Convolution\" bottom: \"data\" top: \"c\"\n convolution_param {{ num_output: many kernel_size: 3 }} }}");
         let e = parse(&bad_number, "n").unwrap_err();

@@ -1,0 +1,41 @@
+use anyhow::{Context, Result};
+use clap::Args;
+use deepsent::locate;
+use deepsent::model::saved::SavedModel;
+use deepsent::model::{load, Arch};
+use std::path::PathBuf;
+
+/// Which network and weights: shared by every command that loads a backbone.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// caffenet, squeezenet1.0, or a .prototxt file.
+    #[arg(long, default_value = "squeezenet1.0")]
+    pub arch: Arch,
+    /// Weights: .caffemodel, SqueezeNet's .net, or a deepsent .safetensors
+    /// [default: the architecture's ImageNet weights in the models directory]
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Models directory [default: $DEEPSENT_MODELS, else ../shared/models]
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The weights file: --weights, else the architecture's default in the models directory.
+    pub fn weights_path(&self) -> Result<PathBuf> {
+        match &self.weights {
+            Some(w) => Ok(w.clone()),
+            None => {
+                let models = locate::models_dir(self.models.as_deref())?;
+                self.arch
+                    .default_weights(&models)
+                    .with_context(|| format!("no ImageNet weights for {} in {}: pass --weights", self.arch.name(), models.display()))
+            }
+        }
+    }
+
+    pub fn load(&self) -> Result<(SavedModel, PathBuf)> {
+        let path = self.weights_path()?;
+        Ok((load::load_model(Some(&self.arch), &path)?, path))
+    }
+}
