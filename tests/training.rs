@@ -102,7 +102,7 @@ fn caffenet_fine_tunes_from_a_caffemodel_on_real_images() {
     let model_path = dir.path().join("caffenet.caffemodel");
     std::fs::write(&model_path, caffemodel::encode_v1(&weights, &spec)).unwrap();
     let loaded = deepsent::model::load::load_model(Some(&Arch::CaffeNet), &model_path).unwrap();
-    let patient = Patient { spec: loaded.spec, weights: loaded.weights }.operate(&parse_ops("replace:fc8:2").unwrap(), 1).unwrap();
+    let patient = Patient::new(loaded.spec, loaded.weights).operate(&parse_ops("replace:fc8:2").unwrap(), 1).unwrap();
     assert_eq!(patient.weights.layers["fc8"][0].shape, vec![2, 4096]);
     let mut net = Net::new(patient.spec, &patient.weights, &Device::flex()).unwrap();
 

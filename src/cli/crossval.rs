@@ -2,7 +2,7 @@ use super::data::DataArgs;
 use super::model_args::ModelArgs;
 use anyhow::Result;
 use clap::Args;
-use deepsent::eval::crossval::{Crossval, CrossvalConfig};
+use deepsent::eval::crossval::{Crossval, CrossvalConfig, HeadInit};
 use deepsent::model::surgery;
 use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
 use deepsent::train::SolverSettings;
@@ -73,6 +73,14 @@ pub struct CrossvalArgs {
     /// Only these folds (e.g. 1,3) [default: all].
     #[arg(long, value_delimiter = ',')]
     fold: Vec<usize>,
+    /// How new layers start: random (Gaussian, std 0.01, the paper's) or
+    /// probe (the logistic regression on their input features, fitted on the
+    /// fold's training part).
+    #[arg(long, value_enum, default_value_t = HeadInit::Random)]
+    head_init: HeadInit,
+    /// Learning-rate multiplier of new layers (the paper's 10).
+    #[arg(long, default_value_t = 10.0)]
+    new_lr_mult: f32,
     /// Images per test-time forward pass.
     #[arg(long, default_value_t = 16)]
     eval_batch: usize,
@@ -94,6 +102,8 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
         solver: a.solver.settings(),
         seed: a.seed,
         folds,
+        head_init: a.head_init,
+        new_lr_mult: a.new_lr_mult,
     };
     let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config, eval_batch: a.eval_batch };
     let r = cv.run(&a.out)?;

@@ -26,6 +26,18 @@ pub struct CrossvalConfig {
     pub solver: SolverSettings,
     pub seed: u64,
     pub folds: Vec<usize>,
+    /// How new layers start: `random` (Gaussian, std 0.01) or `probe` (the
+    /// logistic regression on their input features, see `probe_init.rs`).
+    pub head_init: HeadInit,
+    /// Learning-rate multiplier of new layers (the paper: 10).
+    pub new_lr_mult: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadInit {
+    Random,
+    Probe,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,8 +50,12 @@ pub struct FoldResult {
     pub train_seconds: f64,
     pub center: Scored,
     pub oversample: Scored,
-    /// Centre-crop test accuracy of each fold's model, from `predict`-style scoring.
+    /// Training loss of the last epoch.
     pub final_loss: Option<f64>,
+    /// The linear probe that initialised the head (with `head_init: probe`).
+    pub probe_init: Option<super::probe_init::ProbeInit>,
+    /// Centre-crop test accuracy before fine-tuning (the initialised network).
+    pub acc_center_before: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,13 +130,29 @@ impl Crossval<'_> {
         }
         let name = format!("fold {}", fold.number);
         let seed = self.config.seed.wrapping_add(fold.number as u64);
-        let patient = Patient { spec: self.backbone.spec.clone(), weights: self.backbone.weights.clone() }.operate(self.ops, seed)?;
+        let patient = Patient { new_lr_mult: self.config.new_lr_mult, ..Patient::new(self.backbone.spec.clone(), self.backbone.weights.clone()) }.operate(self.ops, seed)?;
         let mut net = Net::new(patient.spec, &patient.weights, &Device::flex())?;
         let pre = &self.backbone.preprocess;
         let images = |idx: &[usize]| idx.iter().map(|&i| &self.cache.images[i]).collect::<Vec<_>>();
         let labels = |idx: &[usize]| idx.iter().map(|&i| self.dataset.items[i].label.index()).collect::<Vec<_>>();
         let (train_x, train_y) = (images(&fold.train), labels(&fold.train));
         let (test_x, test_y) = (images(&fold.test), labels(&fold.test));
+        let resuming = dir.join("checkpoint.safetensors").exists();
+        let probe_init = match (self.config.head_init, patient.new_layers.last()) {
+            (HeadInit::Probe, Some(head)) if !resuming => {
+                let p = super::probe_init::init_head_from_probe(&mut net, head, pre, &train_x, &train_y, self.eval_batch)?;
+                std::fs::create_dir_all(dir)?;
+                std::fs::write(dir.join("probe_init.json"), serde_json::to_string_pretty(&p)?)?;
+                Some(p)
+            }
+            (HeadInit::Probe, Some(_)) => serde_json::from_str(&std::fs::read_to_string(dir.join("probe_init.json"))?).ok(),
+            (HeadInit::Probe, None) => bail!("--head-init probe needs a surgery that adds a layer"),
+            (HeadInit::Random, _) => None,
+        };
+        let acc_center_before = (!resuming).then(|| score(&probabilities(&net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy);
+        if let Some(a) = acc_center_before {
+            eprintln!("{name}: centre-crop test accuracy before fine-tuning {a:.3}{}", probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default());
+        }
         let t0 = std::time::Instant::now();
         let fit_cfg = FitConfig { settings: &self.config.solver, seed, run_dir: dir, name: name.clone(), stop_after: None };
         let log = fit(&mut net, pre, &train_x, &train_y, &fit_cfg, |net| {
@@ -161,6 +193,8 @@ impl Crossval<'_> {
             center,
             oversample,
             final_loss: log.last().map(|l| l.loss),
+            probe_init,
+            acc_center_before,
         };
         std::fs::write(&result_path, serde_json::to_string_pretty(&result)?)?;
         // The fold is done: its checkpoint is no longer needed.

@@ -1,5 +1,7 @@
 //! Evaluation: scoring views, metrics, cross-validation.
 
 pub mod crossval;
+pub mod linear;
 pub mod metrics;
+pub mod probe_init;
 pub mod scoring;

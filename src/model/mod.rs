@@ -14,6 +14,6 @@ pub mod weights;
 pub mod zoo;
 
 pub use net::{Mode, Net};
-pub use spec::{LayerKind, LayerSpec, NetSpec};
+pub use spec::{LayerKind, LayerSpec, NetSpec, PoolMethod};
 pub use weights::{Blob, Weights};
 pub use zoo::Arch;

@@ -85,6 +85,16 @@ pub fn parse_ops(text: &str) -> Result<Vec<Op>, SurgeryError> {
 pub struct Patient {
     pub spec: NetSpec,
     pub weights: Weights,
+    /// Names of the layers the ops created (fresh weights).
+    pub new_layers: Vec<String>,
+    /// Learning-rate multiplier of new layers (the paper's ×10).
+    pub new_lr_mult: f32,
+}
+
+impl Patient {
+    pub fn new(spec: NetSpec, weights: Weights) -> Self {
+        Patient { spec, weights, new_layers: Vec::new(), new_lr_mult: NEW_LAYER_LR_MULT }
+    }
 }
 
 impl Patient {
@@ -142,7 +152,7 @@ impl Patient {
                     op: op.to_string(),
                     message: format!("{layer} is a {} layer; only Convolution and InnerProduct layers can be replaced", old.kind.type_name()),
                 })?;
-                let new = LayerSpec { kind, params: new_layer_mults(&old), ..old.clone() };
+                let new = LayerSpec { kind, params: new_layer_mults(&old, self.new_lr_mult), ..old.clone() };
                 self.spec.layers[i] = new;
                 self.drop_learnable_above(i);
                 self.init_new_layer(i, rng)?;
@@ -165,7 +175,7 @@ impl Patient {
                     LayerKind::InnerProduct { num_output: *outputs, bias: true }
                 };
                 let proto = LayerSpec { name: name.clone(), kind, bottoms: vec![top], tops: vec![name.clone()], params: vec![] };
-                let params = new_layer_mults(&proto);
+                let params = new_layer_mults(&proto, self.new_lr_mult);
                 self.spec.layers.push(LayerSpec { params, ..proto });
                 self.init_new_layer(self.spec.layers.len() - 1, rng)?;
             }
@@ -202,7 +212,11 @@ impl Patient {
                 Blob::new(s, data)
             })
             .collect();
-        self.weights.layers.insert(self.spec.layers[i].name.clone(), blobs);
+        let name = self.spec.layers[i].name.clone();
+        self.weights.layers.insert(name.clone(), blobs);
+        if !self.new_layers.contains(&name) {
+            self.new_layers.push(name);
+        }
         Ok(())
     }
 }
@@ -221,13 +235,13 @@ fn with_outputs(kind: &LayerKind, n: usize) -> Option<LayerKind> {
     }
 }
 
-/// A new layer learns 10× faster than the backbone: its multipliers are the
-/// backbone's (weights 1/1, biases 2/0) times 10 for the learning rate.
-fn new_layer_mults(old: &LayerSpec) -> Vec<ParamMult> {
+/// A new layer learns faster than the backbone: its multipliers are the
+/// backbone's (weights 1/1, biases 2/0), the learning rate's times `factor`.
+fn new_layer_mults(old: &LayerSpec, factor: f32) -> Vec<ParamMult> {
     (0..2)
         .map(|b| {
             let base = old.params.get(b).copied().unwrap_or(if b == 0 { ParamMult { lr_mult: 1.0, decay_mult: 1.0 } } else { ParamMult { lr_mult: 2.0, decay_mult: 0.0 } });
-            ParamMult { lr_mult: base.lr_mult * NEW_LAYER_LR_MULT, decay_mult: base.decay_mult }
+            ParamMult { lr_mult: base.lr_mult * factor, decay_mult: base.decay_mult }
         })
         .collect()
 }
