@@ -120,3 +120,25 @@ fn caffenet_fine_tunes_from_a_caffemodel_on_real_images() {
     assert!(log.iter().all(|e| e.loss.is_finite()));
     assert!(log[3].loss < log[0].loss, "loss did not fall: {:?}", log.iter().map(|e| e.loss).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_probe_initialised_head_starts_at_the_probes_accuracy() {
+    // Images whose red channel tells the class: a linear probe separates them.
+    let (net, pre, _, _) = tiny();
+    let images: Vec<image::RgbImage> = (0..40u32)
+        .map(|i| {
+            let red = if i % 2 == 1 { 200 } else { 40 } + (i * 3 % 17) as u8;
+            image::RgbImage::from_fn(12, 12, |x, y| image::Rgb([red, ((x * 13 + y * 7 + i) % 255) as u8, 90]))
+        })
+        .collect();
+    let labels: Vec<usize> = (0..40).map(|i| i % 2).collect();
+    let refs: Vec<&image::RgbImage> = images.iter().collect();
+    let patient = Patient::new(net.spec.clone(), net.weights()).operate(&parse_ops("replace:fc:2").unwrap(), 0).unwrap();
+    assert_eq!(patient.new_layers, ["fc"]);
+    let mut net = Net::new(patient.spec, &patient.weights, &Device::flex()).unwrap();
+    let before = deepsent::eval::metrics::score(&deepsent::eval::scoring::probabilities(&net, &pre, &refs, deepsent::eval::scoring::Views::Center, 8), &labels);
+    let p = deepsent::eval::probe_init::init_head_from_probe(&mut net, "fc", &pre, &refs, &labels, 8).unwrap();
+    let after = deepsent::eval::metrics::score(&deepsent::eval::scoring::probabilities(&net, &pre, &refs, deepsent::eval::scoring::Views::Center, 8), &labels);
+    assert!(p.inner_accuracy >= 0.9, "{p:?}");
+    assert!(after.accuracy >= 0.95, "probe-initialised accuracy {} (random head: {})", after.accuracy, before.accuracy);
+}

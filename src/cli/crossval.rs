@@ -1,54 +1,12 @@
 use super::data::DataArgs;
 use super::model_args::ModelArgs;
+use super::recipe_args::RecipeArgs;
 use anyhow::Result;
 use clap::Args;
-use deepsent::eval::crossval::{Crossval, CrossvalConfig, HeadInit};
-use deepsent::model::surgery;
+use deepsent::eval::crossval::{Crossval, CrossvalConfig};
 use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
-use deepsent::train::SolverSettings;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Caffe solver settings; the defaults are the paper's.
-#[derive(Args, Clone, Debug)]
-pub struct SolverArgs {
-    /// Learning rate at the start.
-    #[arg(long, default_value_t = 0.001)]
-    base_lr: f64,
-    /// Multiply the learning rate by --gamma every this many epochs.
-    #[arg(long, default_value_t = 6.0)]
-    step_epochs: f64,
-    #[arg(long, default_value_t = 0.1)]
-    gamma: f64,
-    #[arg(long, default_value_t = 0.9)]
-    momentum: f64,
-    #[arg(long, default_value_t = 5e-4)]
-    weight_decay: f64,
-    /// Training length in epochs (65 ≈ the authors' 180 iterations of 256 images).
-    #[arg(long, default_value_t = 65.0)]
-    epochs: f64,
-    /// Images per solver iteration.
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
-    /// Images per forward/backward pass (gradients are accumulated to --batch).
-    #[arg(long, default_value_t = 32)]
-    micro_batch: usize,
-}
-
-impl SolverArgs {
-    pub fn settings(&self) -> SolverSettings {
-        SolverSettings {
-            base_lr: self.base_lr,
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
-            gamma: self.gamma,
-            step_epochs: self.step_epochs,
-            epochs: self.epochs,
-            batch: self.batch,
-            micro_batch: self.micro_batch,
-        }
-    }
-}
 
 /// Fine-tune and evaluate on every fold (the paper's Table 1).
 #[derive(Args)]
@@ -61,26 +19,11 @@ pub struct CrossvalArgs {
     /// same command again to resume.
     #[arg(long)]
     out: PathBuf,
-    /// A preset of the backbone (squeezenet1.0: ft, paper; caffenet: ft) or
-    /// surgery ops (e.g. replace:fc8:2).
-    #[arg(long, default_value = "ft")]
-    surgery: String,
     #[command(flatten)]
-    solver: SolverArgs,
-    /// Seed of every random choice (shuffles, crops, dropout, new weights).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    recipe: RecipeArgs,
     /// Only these folds (e.g. 1,3) [default: all].
     #[arg(long, value_delimiter = ',')]
     fold: Vec<usize>,
-    /// How new layers start: random (Gaussian, std 0.01, the paper's) or
-    /// probe (the logistic regression on their input features, fitted on the
-    /// fold's training part).
-    #[arg(long, value_enum, default_value_t = HeadInit::Random)]
-    head_init: HeadInit,
-    /// Learning-rate multiplier of new layers (the paper's 10).
-    #[arg(long, default_value_t = 10.0)]
-    new_lr_mult: f32,
     /// Images per test-time forward pass.
     #[arg(long, default_value_t = 16)]
     eval_batch: usize,
@@ -88,7 +31,7 @@ pub struct CrossvalArgs {
 
 pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
     let (backbone, weights) = a.model.load()?;
-    let ops = surgery::resolve(&a.model.arch.name(), &a.surgery)?;
+    let ops = a.recipe.ops(&a.model.arch)?;
     let req = a.data.request()?;
     let dataset = deepsent::data::load(&req).into_result()?;
     let folds = if a.fold.is_empty() { dataset.folds.iter().map(|f| f.number).collect() } else { a.fold.clone() };
@@ -99,11 +42,11 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
         weights: weights.display().to_string(),
         dataset: format!("{} ({})", dataset.name, req.root.display()),
         surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),
-        solver: a.solver.settings(),
-        seed: a.seed,
+        solver: a.recipe.solver.settings(),
+        seed: a.recipe.seed,
         folds,
-        head_init: a.head_init,
-        new_lr_mult: a.new_lr_mult,
+        head_init: a.recipe.head_init,
+        new_lr_mult: a.recipe.new_lr_mult,
     };
     let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config, eval_batch: a.eval_batch };
     let r = cv.run(&a.out)?;

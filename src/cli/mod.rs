@@ -5,7 +5,9 @@ mod bench;
 mod classify;
 mod crossval;
 mod data;
+mod finetune;
 mod model_args;
+mod recipe_args;
 mod weights;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +39,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Fine-tune and evaluate by k-fold cross-validation (the paper's Table 1).
     Crossval(crossval::CrossvalArgs),
+    /// Fine-tune one model on a whole dataset, for predict and serve.
+    Finetune(finetune::FinetuneArgs),
     /// Training and inference speed on random weights.
     Bench(bench::BenchArgs),
     /// Download known pretrained weights (caffenet) with their checksum checked.
@@ -50,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Data(cmd) => data::run(cmd),
         Command::Classify(args) => classify::run(args),
         Command::Crossval(args) => crossval::run(args),
+        Command::Finetune(args) => finetune::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Weights(cmd) => weights::run(cmd),
     };

@@ -7,12 +7,12 @@ use super::metrics::{mean_std, score, Scored};
 use super::scoring::{probabilities, Views};
 use crate::data::Dataset;
 use crate::model::saved::{ModelCard, SavedModel};
-use crate::model::surgery::{Op, Patient};
+use crate::model::surgery::Op;
 use crate::model::Net;
 use crate::preprocess::ImageCache;
-use crate::train::{fit, FitConfig, SolverSettings};
+use super::recipe::{HeadInit, Recipe, Trained};
+use crate::train::SolverSettings;
 use anyhow::{bail, Context, Result};
-use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -33,12 +33,6 @@ pub struct CrossvalConfig {
     pub new_lr_mult: f32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum HeadInit {
-    Random,
-    Probe,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FoldResult {
@@ -123,6 +117,17 @@ impl Crossval<'_> {
         Ok(all)
     }
 
+    fn recipe(&self) -> Recipe<'_> {
+        Recipe {
+            backbone: self.backbone,
+            ops: self.ops,
+            solver: &self.config.solver,
+            head_init: self.config.head_init,
+            new_lr_mult: self.config.new_lr_mult,
+            eval_batch: self.eval_batch,
+        }
+    }
+
     fn run_fold(&self, fold: &crate::data::Fold, dir: &Path) -> Result<FoldResult> {
         let result_path = dir.join("result.json");
         if result_path.exists() {
@@ -130,34 +135,16 @@ impl Crossval<'_> {
         }
         let name = format!("fold {}", fold.number);
         let seed = self.config.seed.wrapping_add(fold.number as u64);
-        let patient = Patient { new_lr_mult: self.config.new_lr_mult, ..Patient::new(self.backbone.spec.clone(), self.backbone.weights.clone()) }.operate(self.ops, seed)?;
-        let mut net = Net::new(patient.spec, &patient.weights, &Device::flex())?;
         let pre = &self.backbone.preprocess;
         let images = |idx: &[usize]| idx.iter().map(|&i| &self.cache.images[i]).collect::<Vec<_>>();
         let labels = |idx: &[usize]| idx.iter().map(|&i| self.dataset.items[i].label.index()).collect::<Vec<_>>();
         let (train_x, train_y) = (images(&fold.train), labels(&fold.train));
         let (test_x, test_y) = (images(&fold.test), labels(&fold.test));
-        let resuming = dir.join("checkpoint.safetensors").exists();
-        let probe_init = match (self.config.head_init, patient.new_layers.last()) {
-            (HeadInit::Probe, Some(head)) if !resuming => {
-                let p = super::probe_init::init_head_from_probe(&mut net, head, pre, &train_x, &train_y, self.eval_batch)?;
-                std::fs::create_dir_all(dir)?;
-                std::fs::write(dir.join("probe_init.json"), serde_json::to_string_pretty(&p)?)?;
-                Some(p)
-            }
-            (HeadInit::Probe, Some(_)) => serde_json::from_str(&std::fs::read_to_string(dir.join("probe_init.json"))?).ok(),
-            (HeadInit::Probe, None) => bail!("--head-init probe needs a surgery that adds a layer"),
-            (HeadInit::Random, _) => None,
-        };
-        let acc_center_before = (!resuming).then(|| score(&probabilities(&net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy);
-        if let Some(a) = acc_center_before {
-            eprintln!("{name}: centre-crop test accuracy before fine-tuning {a:.3}{}", probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default());
-        }
         let t0 = std::time::Instant::now();
-        let fit_cfg = FitConfig { settings: &self.config.solver, seed, run_dir: dir, name: name.clone(), stop_after: None };
-        let log = fit(&mut net, pre, &train_x, &train_y, &fit_cfg, |net| {
-            Some(score(&probabilities(net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy)
-        })?;
+        let recipe = self.recipe();
+        let test_accuracy = |net: &Net| score(&probabilities(net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy;
+        let Trained { net, log, probe_init, acc_before } = recipe.train(&name, seed, &train_x, &train_y, dir, |net| Some(test_accuracy(net)))?;
+        let acc_center_before = acc_before;
         let train_seconds = log.last().map(|l| l.seconds).unwrap_or(0.0).max(t0.elapsed().as_secs_f64());
         let center = score(&probabilities(&net, pre, &test_x, Views::Center, self.eval_batch), &test_y);
         let oversample = score(&probabilities(&net, pre, &test_x, Views::TenCrop, self.eval_batch), &test_y);

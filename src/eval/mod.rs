@@ -4,4 +4,5 @@ pub mod crossval;
 pub mod linear;
 pub mod metrics;
 pub mod probe_init;
+pub mod recipe;
 pub mod scoring;

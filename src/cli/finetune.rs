@@ -1,0 +1,72 @@
+use super::data::DataArgs;
+use super::model_args::ModelArgs;
+use super::recipe_args::RecipeArgs;
+use anyhow::{Context, Result};
+use clap::Args;
+use deepsent::eval::recipe::Recipe;
+use deepsent::model::saved::{ModelCard, SavedModel};
+use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Fine-tune one model on every image of a dataset (for `predict` and `serve`).
+#[derive(Args)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// Where to save the model (.safetensors); checkpoints and the training
+    /// log go to OUT.run/, and the same command resumes from them.
+    #[arg(long)]
+    out: PathBuf,
+    /// A cross-validation run of the same recipe (its results.json), whose
+    /// mean accuracy goes into the model card.
+    #[arg(long)]
+    cv: Option<PathBuf>,
+    #[arg(long, default_value_t = 16)]
+    eval_batch: usize,
+}
+
+pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
+    let (backbone, weights) = a.model.load()?;
+    let ops = a.recipe.ops(&a.model.arch)?;
+    let req = a.data.request()?;
+    let dataset = deepsent::data::load(&req).into_result()?;
+    let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
+    let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
+    let images: Vec<&image::RgbImage> = cache.images.iter().collect();
+    let labels: Vec<usize> = dataset.items.iter().map(|i| i.label.index()).collect();
+    let solver = a.recipe.solver.settings();
+    let recipe = Recipe { backbone: &backbone, ops: &ops, solver: &solver, head_init: a.recipe.head_init, new_lr_mult: a.recipe.new_lr_mult, eval_batch: a.eval_batch };
+    let run_dir = a.out.with_extension("run");
+    let trained = recipe.train("finetune", a.recipe.seed, &images, &labels, &run_dir, |_| None)?;
+    let cv_accuracy = match &a.cv {
+        Some(p) => {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?;
+            v["mean_center"].as_f64()
+        }
+        None => None,
+    };
+    let model = SavedModel {
+        spec: trained.net.spec.clone(),
+        weights: trained.net.weights(),
+        preprocess: backbone.preprocess.clone(),
+        card: ModelCard {
+            backbone: a.model.arch.name(),
+            pretrained_from: weights.display().to_string(),
+            trained_on: format!("{} ({} images, {})", dataset.name, dataset.items.len(), req.root.display()),
+            surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),
+            settings: serde_json::json!({ "solver": solver, "head_init": a.recipe.head_init, "new_lr_mult": a.recipe.new_lr_mult, "seed": a.recipe.seed }),
+            cv_accuracy,
+            test_accuracy: None,
+            created: deepsent::report::timestamp(),
+            deepsent_version: env!("CARGO_PKG_VERSION").into(),
+        },
+    };
+    model.save(&a.out)?;
+    println!("saved {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,75 @@
+use anyhow::Result;
+use clap::Args;
+use deepsent::eval::recipe::HeadInit;
+use deepsent::model::surgery::{self, Op};
+use deepsent::model::Arch;
+use deepsent::train::SolverSettings;
+
+/// Caffe solver settings; the defaults are the paper's.
+#[derive(Args, Clone, Debug)]
+pub struct SolverArgs {
+    /// Learning rate at the start.
+    #[arg(long, default_value_t = 0.001)]
+    pub base_lr: f64,
+    /// Multiply the learning rate by --gamma every this many epochs.
+    #[arg(long, default_value_t = 6.0)]
+    pub step_epochs: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub gamma: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// Training length in epochs (65 ≈ the authors' 180 iterations of 256 images).
+    #[arg(long, default_value_t = 65.0)]
+    pub epochs: f64,
+    /// Images per solver iteration.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Images per forward/backward pass (gradients are accumulated to --batch).
+    #[arg(long, default_value_t = 32)]
+    pub micro_batch: usize,
+}
+
+impl SolverArgs {
+    pub fn settings(&self) -> SolverSettings {
+        SolverSettings {
+            base_lr: self.base_lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            gamma: self.gamma,
+            step_epochs: self.step_epochs,
+            epochs: self.epochs,
+            batch: self.batch,
+            micro_batch: self.micro_batch,
+        }
+    }
+}
+
+/// How to fine-tune: surgery, the head's start, the solver, the seed.
+#[derive(Args, Clone, Debug)]
+pub struct RecipeArgs {
+    /// A preset of the backbone (squeezenet1.0: ft, paper; caffenet: ft) or
+    /// surgery ops, e.g. replace:fc8:2 or append:pool_final:fc9:2,freeze-to:fire4/conv3x3_2.
+    #[arg(long, default_value = "ft")]
+    pub surgery: String,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    /// How new layers start: random (Gaussian, std 0.01, the paper's) or
+    /// probe (the logistic regression on their input features, fitted on the
+    /// training images only).
+    #[arg(long, value_enum, default_value_t = HeadInit::Random)]
+    pub head_init: HeadInit,
+    /// Learning-rate multiplier of new layers (the paper's 10).
+    #[arg(long, default_value_t = 10.0)]
+    pub new_lr_mult: f32,
+    /// Seed of every random choice (shuffles, crops, dropout, new weights).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl RecipeArgs {
+    pub fn ops(&self, arch: &Arch) -> Result<Vec<Op>> {
+        Ok(surgery::resolve(&arch.name(), &self.surgery)?)
+    }
+}

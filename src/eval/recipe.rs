@@ -1,0 +1,75 @@
+//! A fine-tuning recipe: surgery on a backbone, the head's start, the solver.
+//! One place that turns training images into a fine-tuned network, used by
+//! cross-validation (per fold) and by `finetune` (on a whole set).
+
+use super::probe_init::{init_head_from_probe, ProbeInit};
+use crate::model::saved::SavedModel;
+use crate::model::surgery::{Op, Patient};
+use crate::model::Net;
+use crate::train::fit::EpochLog;
+use crate::train::{fit, FitConfig, SolverSettings};
+use anyhow::{bail, Result};
+use burn::prelude::Device;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How new layers start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadInit {
+    /// Gaussian weights (std 0.01), zero bias: the paper's.
+    Random,
+    /// The logistic regression on the new head's input features, fitted on
+    /// the training images (see `probe_init.rs`).
+    Probe,
+}
+
+pub struct Recipe<'a> {
+    pub backbone: &'a SavedModel,
+    pub ops: &'a [Op],
+    pub solver: &'a SolverSettings,
+    pub head_init: HeadInit,
+    pub new_lr_mult: f32,
+    pub eval_batch: usize,
+}
+
+pub struct Trained {
+    pub net: Net,
+    pub log: Vec<EpochLog>,
+    pub probe_init: Option<ProbeInit>,
+    /// `evaluate` of the network before fine-tuning (on a fresh start only).
+    pub acc_before: Option<f64>,
+}
+
+impl Recipe<'_> {
+    /// Operates on the backbone, starts the head, and fine-tunes on the
+    /// images, with checkpoints in `dir` (resumed if present). `evaluate` is
+    /// called before training and after each epoch.
+    pub fn train(&self, name: &str, seed: u64, images: &[&RgbImage], labels: &[usize], dir: &Path, mut evaluate: impl FnMut(&Net) -> Option<f64>) -> Result<Trained> {
+        let patient = Patient { new_lr_mult: self.new_lr_mult, ..Patient::new(self.backbone.spec.clone(), self.backbone.weights.clone()) }.operate(self.ops, seed)?;
+        let mut net = Net::new(patient.spec, &patient.weights, &Device::flex())?;
+        let pre = &self.backbone.preprocess;
+        let resuming = dir.join("checkpoint.safetensors").exists();
+        let probe_path = dir.join("probe_init.json");
+        let probe_init = match (self.head_init, patient.new_layers.last()) {
+            (HeadInit::Probe, Some(head)) if !resuming => {
+                let p = init_head_from_probe(&mut net, head, pre, images, labels, self.eval_batch)?;
+                std::fs::create_dir_all(dir)?;
+                std::fs::write(&probe_path, serde_json::to_string_pretty(&p)?)?;
+                Some(p)
+            }
+            (HeadInit::Probe, Some(_)) => serde_json::from_str(&std::fs::read_to_string(&probe_path)?).ok(),
+            (HeadInit::Probe, None) => bail!("--head-init probe needs a surgery that adds a layer"),
+            (HeadInit::Random, _) => None,
+        };
+        let acc_before = if resuming { None } else { evaluate(&net) };
+        if let Some(a) = acc_before {
+            let how = probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default();
+            eprintln!("{name}: test accuracy before fine-tuning {a:.3}{how}");
+        }
+        let cfg = FitConfig { settings: self.solver, seed, run_dir: dir, name: name.to_string(), stop_after: None };
+        let log = fit(&mut net, pre, images, labels, &cfg, evaluate)?;
+        Ok(Trained { net, log, probe_init, acc_before })
+    }
+}
