@@ -1,5 +1,7 @@
 //! Reports: tables and plots of results.
 
+pub mod tables;
+
 /// The current UTC time as an RFC 3339 string (for model cards and reports).
 pub fn timestamp() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
