@@ -257,6 +257,11 @@ pub fn presets(backbone: &str) -> &'static [(&'static str, &'static str, &'stati
              "conv10 replaced by 2 outputs, its ReLU removed (a ReLU on the logits ties them)"),
             ("paper", "replace:conv_final:2",
              "the paper's recipe applied literally: conv10 replaced by 2 outputs, ReLU kept"),
+            ("fc9-2", "append:pool_final:fc9:2",
+             "the paper's fc9-2: a new 2-output layer on the pooled 1,000 ImageNet scores"),
+            ("lpft", "append:pool_final:fc9:2,remove:drop9,freeze-to:fire4/conv3x3_2",
+             "fc9-2 without drop9 (dropout before conv10's ReLU shifts the features between training and test), \
+              conv1…fire4 frozen; meant for --head-init probe"),
         ],
         _ => &[],
     }
