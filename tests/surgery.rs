@@ -1,0 +1,88 @@
+//! Surgery on specs: the resulting layers, weights kept bit-equal, new layers
+//! initialised as specified, clear errors.
+
+use deepsent::model::surgery::{parse_ops, resolve, Patient};
+use deepsent::model::{Arch, LayerKind};
+
+fn caffenet() -> Patient {
+    let spec = Arch::CaffeNet.spec().unwrap();
+    let weights = deepsent::train::bench::random_weights(&spec, 3);
+    Patient::new(spec, weights)
+}
+
+fn names(p: &Patient) -> Vec<&str> {
+    p.spec.layers.iter().map(|l| l.name.as_str()).collect()
+}
+
+#[test]
+fn replace_fc8_keeps_every_other_weight_and_starts_the_head_gaussian() {
+    let before = caffenet();
+    let after = caffenet().operate(&resolve("caffenet", "ft").unwrap(), 11).unwrap();
+    assert_eq!(names(&after), names(&before));
+    assert_eq!(after.spec.parameter_count().unwrap(), 60_965_224 - (4096 * 1000 + 1000) + (4096 * 2 + 2));
+    for name in ["conv1", "conv5", "fc6", "fc7"] {
+        assert_eq!(after.weights.layers[name], before.weights.layers[name], "{name} changed");
+    }
+    let fc8 = &after.weights.layers["fc8"];
+    assert_eq!(fc8[0].shape, vec![2, 4096]);
+    assert!(fc8[1].data.iter().all(|&b| b == 0.0));
+    let n = fc8[0].data.len() as f64;
+    let mean = fc8[0].data.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (fc8[0].data.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    assert!(mean.abs() < 1e-3 && (std - 0.01).abs() < 5e-4, "mean {mean} std {std}");
+    let l = after.spec.layer("fc8").unwrap();
+    assert_eq!((l.params[0].lr_mult, l.params[1].lr_mult, l.params[1].decay_mult), (10.0, 20.0, 0.0));
+    assert_eq!(after.new_layers, ["fc8"]);
+}
+
+#[test]
+fn cut_append_remove_and_freeze() {
+    // fc7-4096: cut after fc7, keeping its in-place ReLU and dropout.
+    let cut = caffenet().operate(&parse_ops("cut-after:fc7").unwrap(), 0).unwrap();
+    assert_eq!(names(&cut).last(), Some(&"drop7"));
+    assert!(cut.spec.layer("fc8").is_none() && !cut.weights.layers.contains_key("fc8"));
+    assert_eq!(cut.spec.parameter_count().unwrap(), 60_965_224 - 4_097_000);
+
+    // fc9-2: a new InnerProduct on fc8 (a flat blob).
+    let app = caffenet().operate(&parse_ops("append:fc8:fc9:2").unwrap(), 0).unwrap();
+    let fc9 = app.spec.layer("fc9").unwrap();
+    assert!(matches!(fc9.kind, LayerKind::InnerProduct { num_output: 2, .. }));
+    assert_eq!(fc9.bottoms, ["fc8"]);
+    assert!(app.spec.layer("prob").is_none(), "what was above fc8 goes");
+    assert_eq!(app.spec.parameter_count().unwrap(), 60_965_224 + 1000 * 2 + 2);
+
+    // fc7-2 as the paper's: replace fc7, drop its ReLU and dropout; fc8 goes with it.
+    let fc7_2 = caffenet().operate(&parse_ops("replace:fc7:2,remove:relu7,remove:drop7").unwrap(), 0).unwrap();
+    assert_eq!(names(&fc7_2).last(), Some(&"fc7"));
+    assert_eq!(fc7_2.spec.parameter_count().unwrap(), 60_965_224 - (4096 * 4096 + 4096) - 4_097_000 + (4096 * 2 + 2));
+
+    let frozen = caffenet().operate(&parse_ops("freeze-to:conv5").unwrap(), 0).unwrap();
+    assert_eq!(frozen.spec.layer("conv3").unwrap().params[0].lr_mult, 0.0);
+    assert_eq!(frozen.spec.layer("fc6").unwrap().params[0].lr_mult, 1.0);
+}
+
+#[test]
+fn squeezenet_head_on_a_map_is_a_1x1_convolution() {
+    let spec = Arch::SqueezeNet10.spec().unwrap();
+    let weights = deepsent::train::bench::random_weights(&spec, 1);
+    let p = Patient::new(spec, weights).operate(&resolve("squeezenet1.0", "ft").unwrap(), 0).unwrap();
+    assert!(p.spec.layer("relu_conv_final").is_none());
+    assert!(matches!(p.spec.layer("conv_final").unwrap().kind, LayerKind::Convolution { num_output: 2, kernel: [1, 1], .. }));
+    assert_eq!(p.spec.infer_shapes().unwrap().blobs["pool_final"], vec![2, 1, 1]);
+    let lp = Patient::new(p.spec.clone(), p.weights.clone()).operate(&parse_ops("append:fire9/concat:head:2").unwrap(), 0).unwrap();
+    assert!(matches!(lp.spec.layer("head").unwrap().kind, LayerKind::Convolution { kernel: [1, 1], .. }));
+}
+
+#[test]
+fn invalid_operations_are_clear_errors() {
+    let err = caffenet().operate(&parse_ops("replace:fc10:2").unwrap(), 0).unwrap_err().to_string();
+    assert!(err.contains("no layer named \"fc10\"") && err.contains("fc8"), "{err}");
+    let err = caffenet().operate(&parse_ops("replace:relu7:2").unwrap(), 0).unwrap_err().to_string();
+    assert!(err.contains("relu7 is a ReLU layer"), "{err}");
+    let err = caffenet().operate(&parse_ops("remove:fc7").unwrap(), 0).unwrap_err().to_string();
+    assert!(err.contains("not an in-place layer"), "{err}");
+    let err = parse_ops("replace:fc8:zero").unwrap_err().to_string();
+    assert!(err.contains("cannot parse surgery \"replace:fc8:zero\""), "{err}");
+    let err = caffenet().operate(&parse_ops("append:fc8:fc7:2").unwrap(), 0).unwrap_err().to_string();
+    assert!(err.contains("a layer named fc7 exists already"), "{err}");
+}
