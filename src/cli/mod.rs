@@ -8,6 +8,7 @@ mod data;
 mod finetune;
 mod model_args;
 mod recipe_args;
+mod surgery;
 mod weights;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ enum Command {
     Crossval(crossval::CrossvalArgs),
     /// Fine-tune one model on a whole dataset, for predict and serve.
     Finetune(finetune::FinetuneArgs),
+    /// Print the network a surgery makes and its parameter count.
+    Surgery(surgery::SurgeryArgs),
     /// Training and inference speed on random weights.
     Bench(bench::BenchArgs),
     /// Download known pretrained weights (caffenet) with their checksum checked.
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Crossval(args) => crossval::run(args),
         Command::Finetune(args) => finetune::run(args),
+        Command::Surgery(args) => surgery::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Weights(cmd) => weights::run(cmd),
     };

@@ -3,3 +3,4 @@
 pub mod caffemodel;
 pub mod prototxt;
 pub mod text_format;
+pub mod write;

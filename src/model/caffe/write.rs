@@ -1,0 +1,107 @@
+//! A spec back to prototxt text (current `layer { }` form), so the result of
+//! a surgery can be read, diffed and loaded by Caffe or by deepsent again.
+
+use crate::model::spec::{LayerKind, NetSpec, PoolMethod};
+use std::fmt::Write;
+
+pub fn to_prototxt(spec: &NetSpec) -> String {
+    let mut s = String::new();
+    let i = &spec.input;
+    let _ = writeln!(s, "name: {:?}\ninput: {:?}\ninput_shape {{ dim: 1 dim: {} dim: {} dim: {} }}", spec.name, i.blob, i.channels, i.height, i.width);
+    for l in &spec.layers {
+        let _ = writeln!(s, "layer {{\n  name: {:?}\n  type: {:?}", l.name, l.kind.type_name());
+        for b in &l.bottoms {
+            let _ = writeln!(s, "  bottom: {b:?}");
+        }
+        for t in &l.tops {
+            let _ = writeln!(s, "  top: {t:?}");
+        }
+        for p in &l.params {
+            let _ = writeln!(s, "  param {{ lr_mult: {} decay_mult: {} }}", p.lr_mult, p.decay_mult);
+        }
+        let pair = |name: &str, v: [usize; 2]| if v[0] == v[1] { format!(" {name}: {}", v[0]) } else { format!(" {name}_h: {} {name}_w: {}", v[0], v[1]) };
+        match &l.kind {
+            LayerKind::Convolution { num_output, kernel, stride, pad, dilation, group, bias } => {
+                // Caffe pads symmetrically; an asymmetric (TensorFlow "same") pad is written as its begin
+                // part with a comment, since Caffe cannot express it.
+                let sym = [pad[0].0, pad[1].0];
+                let _ = write!(s, "  convolution_param {{ num_output: {num_output}{}{}{}", pair("kernel", *kernel), pair("stride", *stride), pair("pad", sym));
+                if *dilation != [1, 1] {
+                    let _ = write!(s, " dilation: {} dilation: {}", dilation[0], dilation[1]);
+                }
+                if *group != 1 {
+                    let _ = write!(s, " group: {group}");
+                }
+                if !bias {
+                    let _ = write!(s, " bias_term: false");
+                }
+                let _ = writeln!(s, " }}");
+                if pad[0].0 != pad[0].1 || pad[1].0 != pad[1].1 {
+                    let _ = writeln!(s, "  # deepsent: asymmetric padding {pad:?}");
+                }
+            }
+            LayerKind::InnerProduct { num_output, bias } => {
+                let _ = writeln!(s, "  inner_product_param {{ num_output: {num_output}{} }}", if *bias { "" } else { " bias_term: false" });
+            }
+            LayerKind::ReLU { negative_slope, max } => {
+                if *negative_slope != 0.0 {
+                    let _ = writeln!(s, "  relu_param {{ negative_slope: {negative_slope} }}");
+                }
+                if let Some(m) = max {
+                    let _ = writeln!(s, "  # deepsent: clipped at {m}");
+                }
+            }
+            LayerKind::Pooling { method, kernel, stride, pad, global, ceil } => {
+                let m = match method {
+                    PoolMethod::Max => "MAX",
+                    PoolMethod::Ave => "AVE",
+                };
+                if *global {
+                    let _ = writeln!(s, "  pooling_param {{ pool: {m} global_pooling: true }}");
+                } else {
+                    let _ = writeln!(s, "  pooling_param {{ pool: {m}{}{}{}{} }}", pair("kernel", *kernel), pair("stride", *stride), pair("pad", *pad), if *ceil { "" } else { " round_mode: FLOOR" });
+                }
+            }
+            LayerKind::Lrn { local_size, alpha, beta, k } => {
+                let _ = writeln!(s, "  lrn_param {{ local_size: {local_size} alpha: {alpha} beta: {beta} k: {k} }}");
+            }
+            LayerKind::Dropout { ratio } => {
+                let _ = writeln!(s, "  dropout_param {{ dropout_ratio: {ratio} }}");
+            }
+            LayerKind::Concat { axis } => {
+                let _ = writeln!(s, "  concat_param {{ axis: {axis} }}");
+            }
+            LayerKind::BatchNorm { eps } => {
+                let _ = writeln!(s, "  batch_norm_param {{ use_global_stats: true eps: {eps} }}");
+            }
+            LayerKind::Scale { bias } => {
+                let _ = writeln!(s, "  scale_param {{ bias_term: {bias} }}");
+            }
+            LayerKind::Eltwise { coeffs } => {
+                let _ = write!(s, "  eltwise_param {{ operation: SUM");
+                for c in coeffs {
+                    let _ = write!(s, " coeff: {c}");
+                }
+                let _ = writeln!(s, " }}");
+            }
+            LayerKind::Softmax | LayerKind::Flatten => {}
+        }
+        let _ = writeln!(s, "}}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::caffe::prototxt;
+    use crate::model::Arch;
+
+    #[test]
+    fn written_specs_read_back_equal() {
+        for arch in [Arch::CaffeNet, Arch::SqueezeNet10] {
+            let spec = arch.spec().unwrap();
+            let text = super::to_prototxt(&spec);
+            assert_eq!(prototxt::parse(&text, "written").unwrap(), spec, "{}", arch.name());
+        }
+    }
+}
