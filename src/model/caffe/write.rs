@@ -19,7 +19,11 @@ pub fn to_prototxt(spec: &NetSpec) -> String {
         for p in &l.params {
             let _ = writeln!(s, "  param {{ lr_mult: {} decay_mult: {} }}", p.lr_mult, p.decay_mult);
         }
-        let pair = |name: &str, v: [usize; 2]| if v[0] == v[1] { format!(" {name}: {}", v[0]) } else { format!(" {name}_h: {} {name}_w: {}", v[0], v[1]) };
+        // `kernel_size: k` / `stride: s` / `pad: p`, or the `_h` / `_w` pair when they differ.
+        let pair = |name: &str, v: [usize; 2]| {
+            let single = if name == "kernel" { "kernel_size" } else { name };
+            if v[0] == v[1] { format!(" {single}: {}", v[0]) } else { format!(" {name}_h: {} {name}_w: {}", v[0], v[1]) }
+        };
         match &l.kind {
             LayerKind::Convolution { num_output, kernel, stride, pad, dilation, group, bias } => {
                 // Caffe pads symmetrically; an asymmetric (TensorFlow "same") pad is written as its begin
