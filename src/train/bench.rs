@@ -69,8 +69,7 @@ pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usi
             let loss = cross_entropy(out, &labels, &dev);
             let grads = loss.backward();
             let g: Vec<Vec<Option<Tensor<1>>>> = tracked.iter().map(|b| b.iter().map(|t| t.grad(&grads)).collect()).collect();
-            let spec = net.spec.clone();
-            sgd.step(&spec, &mut net.params, &g, 1e-6, &settings);
+            sgd.step(&net.spec, &mut net.params, &g, 1e-6, &settings);
             let _ = to_f32s(&net.params.last().and_then(|b| b.first()).cloned().unwrap_or_else(|| net.params.iter().flatten().next().unwrap().clone()));
         } else {
             let out = net.predict(net.input(x.clone(), net.device()));

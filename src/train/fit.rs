@@ -138,8 +138,7 @@ pub fn fit(
         // Caffe's iter_size: the gradient is the mean over micro-batches.
         let scale = 1.0 / micro_per_iter as f64;
         let grads: Vec<Vec<Option<Tensor<1>>>> = acc.into_iter().map(|b| b.into_iter().map(|g| g.map(|g| g.mul_scalar(scale))).collect()).collect();
-        let spec = net.spec.clone();
-        sgd.step(&spec, &mut net.params, &grads, lr, s);
+        sgd.step(&net.spec, &mut net.params, &grads, lr, s);
         let loss = loss_sum / micro_per_iter as f64;
         epoch_losses.push(loss);
         bar.set_message(format!("{} it {}/{} loss {loss:.4} lr {lr:.0e}", cfg.name, it + 1, iterations));
