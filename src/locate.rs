@@ -87,11 +87,6 @@ pub fn models_dir(flag: Option<&Path>) -> Result<PathBuf, LocateError> {
     )
 }
 
-/// The ImageNet sanity photos used by `classify` examples and tests.
-pub fn imagenet_check_dir() -> Option<PathBuf> {
-    dev_candidates("../shared/data/imagenet_check").into_iter().find(|p| p.is_dir())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,17 +87,6 @@ impl Dataset {
         self.counts(0..self.items.len())
     }
 
-    /// Items used by at least one fold, in item order.
-    pub fn in_folds(&self) -> Vec<usize> {
-        let mut used = vec![false; self.items.len()];
-        for f in &self.folds {
-            for &i in f.train.iter().chain(&f.test) {
-                used[i] = true;
-            }
-        }
-        (0..self.items.len()).filter(|&i| used[i]).collect()
-    }
-
     pub fn fold(&self, number: usize) -> Option<&Fold> {
         self.folds.iter().find(|f| f.number == number)
     }

@@ -18,14 +18,6 @@ impl Label {
         self as usize
     }
 
-    pub fn from_index(i: usize) -> Option<Label> {
-        match i {
-            0 => Some(Label::Negative),
-            1 => Some(Label::Positive),
-            _ => None,
-        }
-    }
-
     /// Parses the label column of a list file: exactly `0` or `1`.
     pub fn parse(text: &str) -> Option<Label> {
         match text {

@@ -40,9 +40,18 @@ pub struct Net {
 impl Net {
     /// Builds the network; `weights` must match the spec (see [`Weights::conform`]).
     pub fn new(spec: NetSpec, weights: &Weights, device: &Device) -> Result<Net, WeightsError> {
-        let mut weights = weights.clone();
-        weights.conform(&spec, "the weights")?;
         let param_shapes = spec.param_shapes()?;
+        // Copy the weights (hundreds of MB for CaffeNet) only when legacy
+        // shapes need conforming; parameters are stored flat either way.
+        let conformed;
+        let weights = if weights.matches(&spec, &param_shapes) {
+            weights
+        } else {
+            let mut w = weights.clone();
+            w.conform(&spec, "the weights")?;
+            conformed = w;
+            &conformed
+        };
         let params = spec
             .layers
             .iter()

@@ -90,6 +90,15 @@ impl Weights {
         Ok(())
     }
 
+    /// True when every parameterised layer of `spec` has blobs of exactly
+    /// the shapes given (as `spec.param_shapes()` returns them).
+    pub fn matches(&self, spec: &NetSpec, shapes: &[Vec<Shape>]) -> bool {
+        spec.layers.iter().zip(shapes).all(|(layer, expected)| {
+            expected.is_empty()
+                || self.layers.get(&layer.name).is_some_and(|blobs| blobs.len() == expected.len() && blobs.iter().zip(expected).all(|(b, s)| &b.shape == s))
+        })
+    }
+
     /// Keeps only the layers of `spec` (drops weights a surgery removed).
     pub fn retain_spec(&mut self, spec: &NetSpec) {
         self.layers.retain(|name, _| spec.layer(name).is_some());
