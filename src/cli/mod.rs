@@ -7,6 +7,7 @@ mod crossval;
 mod data;
 mod finetune;
 mod model_args;
+mod probe;
 mod recipe_args;
 mod surgery;
 mod weights;
@@ -42,6 +43,8 @@ enum Command {
     Crossval(crossval::CrossvalArgs),
     /// Fine-tune one model on a whole dataset, for predict and serve.
     Finetune(finetune::FinetuneArgs),
+    /// Linear probes on every layer of a run's models (the paper's Table 2).
+    Probe(probe::ProbeArgs),
     /// Print the network a surgery makes and its parameter count.
     Surgery(surgery::SurgeryArgs),
     /// Training and inference speed on random weights.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Crossval(args) => crossval::run(args),
         Command::Finetune(args) => finetune::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Surgery(args) => surgery::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Weights(cmd) => weights::run(cmd),

@@ -1,8 +1,11 @@
-//! Evaluation: scoring views, metrics, cross-validation.
+//! Evaluation: scoring views, metrics, cross-validation, layer probes.
 
 pub mod crossval;
+pub mod features;
 pub mod linear;
 pub mod metrics;
+pub mod npy;
+pub mod probe;
 pub mod probe_init;
 pub mod recipe;
 pub mod scoring;

@@ -139,11 +139,13 @@ impl Net {
 
     /// The forward pass with the given parameters (the net's own, or tracked
     /// copies for training). Blobs nobody reads any more are dropped as soon
-    /// as possible; `wanted` ones are kept and returned.
+    /// as possible; `wanted` ones are kept and returned. Layers after the
+    /// last write of a wanted blob are not run (a probe of conv1 costs conv1).
     pub fn forward_with(&self, params: &Params, input: Tensor<4>, mode: &mut Mode, wanted: &[&str]) -> HashMap<String, Tensor<4>> {
         let mut blobs: HashMap<String, Tensor<4>> = HashMap::new();
         blobs.insert(self.spec.input.blob.clone(), input);
-        for (i, layer) in self.spec.layers.iter().enumerate() {
+        let end = self.spec.layers.iter().rposition(|l| l.tops.iter().any(|t| wanted.contains(&t.as_str()))).map_or(0, |i| i + 1);
+        for (i, layer) in self.spec.layers.iter().enumerate().take(end) {
             let inputs: Vec<Tensor<4>> = layer
                 .bottoms
                 .iter()

@@ -243,6 +243,41 @@ impl NetSpec {
     }
 }
 
+impl NetSpec {
+    /// The layer outputs every path from the input to the output passes
+    /// through, in network order: the "layers" a probe reads by default. For a
+    /// chain like CaffeNet that is every blob (conv1, pool1, norm1, … fc8); for
+    /// SqueezeNet it is conv1, pool1, each fire's squeeze and concat output,
+    /// the pools and conv10 — not the two expand branches inside a fire.
+    /// Softmax outputs (probabilities, not features) are left out.
+    pub fn trunk_blobs(&self) -> Vec<String> {
+        let output = self.output_blob().to_string();
+        // Index of the last layer that reads each blob.
+        let mut last_read: HashMap<&str, usize> = HashMap::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            for b in &l.bottoms {
+                last_read.insert(b.as_str(), i);
+            }
+        }
+        let mut live: Vec<&str> = vec![self.input.blob.as_str()];
+        let mut trunk: Vec<String> = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            for t in &l.tops {
+                if !live.contains(&t.as_str()) {
+                    live.push(t.as_str());
+                }
+            }
+            // A blob stays live while a later layer reads it (the output always does).
+            live.retain(|b| *b == output || last_read.get(b).is_some_and(|&r| r > i));
+            let top = l.tops[0].as_str();
+            if live == [top] && !matches!(l.kind, LayerKind::Softmax) && !trunk.iter().any(|t| t == top) {
+                trunk.push(top.to_string());
+            }
+        }
+        trunk
+    }
+}
+
 /// Result of [`NetSpec::infer_shapes`].
 #[derive(Debug, Clone)]
 pub struct Shapes {

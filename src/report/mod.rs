@@ -1,5 +1,7 @@
 //! Reports: tables and plots of results.
 
+pub mod paper;
+pub mod plot;
 pub mod tables;
 
 /// The current UTC time as an RFC 3339 string (for model cards and reports).

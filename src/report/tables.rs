@@ -1,11 +1,9 @@
 //! Markdown tables of results, with the paper's numbers beside ours.
 
 use crate::eval::crossval::CrossvalResults;
+use crate::eval::linear::Classifier;
+use crate::eval::probe::ProbeReport;
 use std::fmt::Write;
-
-/// The paper's Table 1 row for the fine-tuned CaffeNet (Campos et al. 2015):
-/// mean ± std accuracy, centre crop and with 10-crop oversampling.
-pub const PAPER_FINETUNED: ((f64, f64), (f64, f64)) = ((0.817, 0.038), (0.830, 0.034));
 
 /// Table 1: per fold and mean ± std, centre and 10-crop, with the paper's row.
 pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
@@ -30,12 +28,58 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
         );
     }
     let _ = writeln!(s, "| **mean ± std** | | **{:.3} ± {:.3}** | **{:.3} ± {:.3}** | |", r.mean_center, r.std_center, r.mean_oversample, r.std_oversample);
-    let ((pc, pcs), (po, pos)) = PAPER_FINETUNED;
+    let ((pc, pcs), (po, pos)) = super::paper::FINETUNED;
     let _ = writeln!(s, "| paper (CaffeNet, fine-tuned) | | {pc:.3} ± {pcs:.3} | {po:.3} ± {pos:.3} | |");
     let _ = writeln!(s, "\nStandard deviation: {}. Solver: base lr {}, momentum {}, weight decay {}, ×{} every {} epochs, {} epochs, batch {} (micro-batches of {}), new layers' lr ×{}.", r.std_kind, c.solver.base_lr, c.solver.momentum, c.solver.weight_decay, c.solver.gamma, c.solver.step_epochs, c.solver.epochs, c.solver.batch, c.solver.micro_batch, c.new_lr_mult);
     if !r.degenerate_folds.is_empty() {
         let _ = writeln!(s, "\nDegenerate folds (tied or constant answers; their accuracy means nothing): {:?}.", r.degenerate_folds);
     }
+    let _ = writeln!(s, "\nCommand:\n\n```sh\n{command}\n```");
+    s
+}
+
+/// Table 2: probe accuracy per layer (deepest first, as the paper lists
+/// them), both classifiers, beside the paper's fine-tuned CaffeNet.
+pub fn probe_table(r: &ProbeReport, command: &str) -> String {
+    let mut s = String::new();
+    let what = if r.pretrained { "pretrained (not fine-tuned)" } else { "fine-tuned, each fold's own model" };
+    let _ = writeln!(s, "# Layer probes: {} — {}\n", r.model, what);
+    let folds = r.layers.first().map_or(0, |l| l.folds.len());
+    let _ = writeln!(s, "Weights: {}.\n", r.source);
+    let _ = writeln!(s, "Dataset {}, {} folds; centre-crop activations, flattened; C by {}-fold CV on each fold's training part.\n", r.dataset, folds, r.settings.search.inner_folds);
+    let _ = writeln!(s, "| layer | dims | linear SVM | softmax | C (SVM, per fold) | C (softmax, per fold) |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let mut names: Vec<(&str, usize)> = Vec::new();
+    for l in &r.layers {
+        if !names.iter().any(|(n, _)| *n == l.layer) {
+            names.push((&l.layer, l.dims));
+        }
+    }
+    let cell = |layer: &str, kind: Classifier| -> (String, String) {
+        match r.layers.iter().find(|l| l.layer == layer && l.classifier == kind) {
+            Some(l) => (
+                format!("{:.3} ± {:.3}", l.mean, l.std),
+                l.folds.iter().map(|f| format!("{:.0e}", f.c)).collect::<Vec<_>>().join(" "),
+            ),
+            None => ("–".into(), String::new()),
+        }
+    };
+    for (layer, dims) in names.iter().rev() {
+        let (svm, svm_c) = cell(layer, Classifier::Svm);
+        let (soft, soft_c) = cell(layer, Classifier::Softmax);
+        let _ = writeln!(s, "| {layer} | {dims} | {svm} | {soft} | {svm_c} | {soft_c} |");
+    }
+    let _ = writeln!(s, "\nThe paper (fine-tuned CaffeNet, Table 2):\n");
+    let _ = writeln!(s, "| layer | linear SVM | softmax |");
+    let _ = writeln!(s, "|---|---|---|");
+    for (layer, (sm, ss), (xm, xs)) in super::paper::PROBES.iter().rev() {
+        let _ = writeln!(s, "| {layer} | {sm:.3} ± {ss:.3} | {xm:.3} ± {xs:.3} |");
+    }
+    let _ = writeln!(
+        s,
+        "\nStandard deviation: {}. SVM: squared hinge, penalised intercept (scikit-learn LinearSVC); softmax: logistic regression, unpenalised intercept (scikit-learn LogisticRegression). C grid: {:?} / mean ‖x‖². {:.0} s.",
+        r.std_kind, r.settings.search.relative_grid, r.seconds
+    );
     let _ = writeln!(s, "\nCommand:\n\n```sh\n{command}\n```");
     s
 }

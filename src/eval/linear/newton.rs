@@ -38,9 +38,19 @@ impl LinearModel {
 
 /// Fits on rows `z` with labels `y` ∈ {−1, +1}.
 pub fn fit(kind: Classifier, z: &DMatrix<f64>, y: &[f64], c: f64) -> LinearModel {
+    fit_from(kind, z, y, c, None)
+}
+
+/// [`fit`] starting from another solution (e.g. the previous C of a grid):
+/// the optimum is the same, found in fewer Newton steps.
+pub fn fit_from(kind: Classifier, z: &DMatrix<f64>, y: &[f64], c: f64, start: Option<&LinearModel>) -> LinearModel {
     let (n, d) = z.shape();
     // Unknowns: w (d) then b.
     let mut theta = DVector::<f64>::zeros(d + 1);
+    if let Some(m) = start.filter(|m| m.w.len() == d) {
+        theta.rows_mut(0, d).copy_from(&m.w);
+        theta[d] = m.b;
+    }
     let design = {
         let mut a = DMatrix::<f64>::zeros(n, d + 1);
         a.view_mut((0, 0), (n, d)).copy_from(z);
@@ -85,7 +95,12 @@ pub fn fit(kind: Classifier, z: &DMatrix<f64>, y: &[f64], c: f64) -> LinearModel
             }
         }
         let mut grad = design.transpose() * g1 * c;
-        let mut hess = design.transpose() * DMatrix::from_diagonal(&g2) * &design * c;
+        // Aᵀ diag(g2) A as (√g2 A)ᵀ (√g2 A): one product, no n × n diagonal.
+        let mut scaled = design.clone();
+        for (i, mut row) in scaled.row_iter_mut().enumerate() {
+            row *= g2[i].sqrt();
+        }
+        let mut hess = scaled.tr_mul(&scaled) * c;
         for i in 0..=d {
             if penalised(i) {
                 grad[i] += theta[i];
@@ -94,13 +109,16 @@ pub fn fit(kind: Classifier, z: &DMatrix<f64>, y: &[f64], c: f64) -> LinearModel
         }
         // The unpenalised intercept can make H singular on separable data: a tiny ridge keeps it solvable.
         hess[(d, d)] += 1e-12;
-        if grad.norm() <= 1e-10 * (1.0 + f.abs()) {
-            break;
-        }
-        let step = match hess.clone().cholesky() {
+        let step = match hess.cholesky() {
             Some(ch) => ch.solve(&grad),
             None => grad.clone(),
         };
+        // Newton decrement: the predicted decrease of f. Below 1e-12 of f
+        // the solution is exact to double precision (a gradient-norm test
+        // cannot get there when C, and so f, is large).
+        if grad.dot(&step) <= 1e-12 * (1.0 + f.abs()) {
+            break;
+        }
         // Backtracking line search on the (convex) objective.
         let mut t = 1.0;
         let mut improved = false;

@@ -1,12 +1,13 @@
 //! Choosing the regularisation C by an inner stratified k-fold on the
 //! training part only: the function never receives the test part.
 
-use super::newton::{fit, Classifier};
+use super::embed::Embedding;
+use super::newton::{fit_from, Classifier};
 use nalgebra::DMatrix;
 
 /// The search: a log grid of C values (relative to the features' scale) and
 /// the number of inner folds.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CSearch {
     /// Grid of C · mean(‖z‖²): scale-free, so one grid serves layers whose
     /// activations differ by orders of magnitude.
@@ -34,23 +35,41 @@ pub fn select_c(kind: Classifier, z: &DMatrix<f64>, y: &[f64], search: &CSearch)
             next += 1;
         }
     }
-    let mut best = (f64::NAN, -1.0);
-    for &rel in &search.relative_grid {
-        let c = rel / mean_sq.max(f64::MIN_POSITIVE);
-        let mut correct = 0;
-        for f in 0..search.inner_folds {
-            let tr: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
-            let te: Vec<usize> = (0..n).filter(|&i| fold_of[i] == f).collect();
-            let zt = z.select_rows(&tr);
-            let yt: Vec<f64> = tr.iter().map(|&i| y[i]).collect();
-            let m = fit(kind, &zt, &yt, c);
-            let d = m.decision(&z.select_rows(&te));
-            correct += te.iter().enumerate().filter(|(k, &i)| d[*k] * y[i] > 0.0).count();
+    // Along the grid (ascending C) each fit starts from the previous one.
+    let mut correct = vec![0usize; search.relative_grid.len()];
+    for f in 0..search.inner_folds {
+        let tr: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
+        let te: Vec<usize> = (0..n).filter(|&i| fold_of[i] == f).collect();
+        // The inner training rows span at most |tr| < n dimensions: embedding
+        // them anew (exact, as for the outer fold) shrinks every Newton system.
+        let (zt, zv) = {
+            let (full_t, full_v) = (z.select_rows(&tr), z.select_rows(&te));
+            let inner = Embedding::new(&(&full_t * full_t.transpose()));
+            let zv = inner.embed(&(&full_v * full_t.transpose()));
+            (inner.train, zv)
+        };
+        let yt: Vec<f64> = tr.iter().map(|&i| y[i]).collect();
+        let mut previous = None;
+        for (g, c) in grid(search, mean_sq).enumerate() {
+            let m = fit_from(kind, &zt, &yt, c, previous.as_ref());
+            let d = m.decision(&zv);
+            correct[g] += te.iter().enumerate().filter(|(k, &i)| d[*k] * y[i] > 0.0).count();
+            previous = Some(m);
         }
-        let acc = correct as f64 / n as f64;
+    }
+    let mut best = (f64::NAN, -1.0);
+    for (g, c) in grid(search, mean_sq).enumerate() {
+        let acc = correct[g] as f64 / n as f64;
         if acc > best.1 {
             best = (c, acc);
         }
     }
     best
+}
+
+/// The absolute C values of the search, ascending.
+fn grid(search: &CSearch, mean_sq: f64) -> impl Iterator<Item = f64> + '_ {
+    let mut rel = search.relative_grid.clone();
+    rel.sort_by(f64::total_cmp);
+    rel.into_iter().map(move |r| r / mean_sq.max(f64::MIN_POSITIVE))
 }

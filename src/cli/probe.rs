@@ -1,0 +1,106 @@
+use super::data::DataArgs;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use deepsent::eval::crossval::CrossvalConfig;
+use deepsent::eval::linear::{CSearch, Classifier};
+use deepsent::eval::probe::{Models, Probe, ProbeSettings};
+use deepsent::model::{load, Arch};
+use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Linear probes on every layer of a cross-validation run's models.
+#[derive(Args)]
+pub struct ProbeArgs {
+    /// A `crossval` run directory (its config names backbone, weights and folds).
+    #[arg(long)]
+    run: PathBuf,
+    /// Probe the un-tuned ImageNet model the run started from, instead of each fold's fine-tuned model.
+    #[arg(long)]
+    pretrained: bool,
+    /// Layer outputs to probe, comma-separated, or `all` (every blob all paths pass through).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    layers: Vec<String>,
+    /// Classifiers: svm (linear SVM, squared hinge) and/or softmax (logistic regression).
+    #[arg(long, value_delimiter = ',', default_value = "svm,softmax")]
+    classifiers: Vec<ClassifierArg>,
+    /// Only these folds [default: the run's].
+    #[arg(long, value_delimiter = ',')]
+    fold: Vec<usize>,
+    /// Inner folds for choosing C on each fold's training part.
+    #[arg(long, default_value_t = 3)]
+    inner_folds: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Memory for layer features held at once, in GiB (larger layers run alone).
+    #[arg(long, default_value_t = 4.0)]
+    memory_gib: f64,
+    /// Also write each layer's flattened features as DIR/[foldK/]<layer>.npy,
+    /// with labels.npy and images.txt.
+    #[arg(long)]
+    export_features: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ClassifierArg {
+    Svm,
+    Softmax,
+}
+
+pub fn run(a: ProbeArgs) -> Result<ExitCode> {
+    let config_path = a.run.join("config.json");
+    let config: CrossvalConfig = serde_json::from_str(&std::fs::read_to_string(&config_path).with_context(|| format!("reading {} (is --run a crossval run directory?)", config_path.display()))?)
+        .with_context(|| format!("parsing {}", config_path.display()))?;
+    let req = a.data.request()?;
+    let dataset = deepsent::data::load(&req).into_result()?;
+    let described = format!("{} ({})", dataset.name, req.root.display());
+    if described != config.dataset {
+        bail!("{} was run on {}, not {described}: pass the same data flags (--root, --subset, --folds)", a.run.display(), config.dataset);
+    }
+    let arch: Arch = config.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let backbone = load::load_model(Some(&arch), std::path::Path::new(&config.weights))?;
+    let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
+    let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
+    let layers = if a.layers.iter().any(|l| l == "all") { Vec::new() } else { a.layers.clone() };
+    let classifiers = a.classifiers.iter().map(|c| match c {
+        ClassifierArg::Svm => Classifier::Svm,
+        ClassifierArg::Softmax => Classifier::Softmax,
+    });
+    let settings = ProbeSettings {
+        layers,
+        classifiers: classifiers.collect(),
+        search: CSearch { inner_folds: a.inner_folds, ..CSearch::default() },
+    };
+    let probe = Probe {
+        dataset: &dataset,
+        cache: &cache,
+        folds: if a.fold.is_empty() { config.folds.clone() } else { a.fold.clone() },
+        settings,
+        batch: a.batch,
+        memory_bytes: (a.memory_gib * (1u64 << 30) as f64) as usize,
+        export: a.export_features.clone(),
+    };
+    let name = if a.pretrained { "probe-pretrained" } else { "probe" };
+    let (models, model_name) = if a.pretrained {
+        (Models::Shared(&backbone), config.backbone.clone())
+    } else {
+        (Models::PerFold(&a.run), config.backbone.clone())
+    };
+    let mut report = probe.run(&models, &model_name, &a.run.join(name))?;
+    report.source = if a.pretrained {
+        format!("ImageNet weights {}", config.weights)
+    } else {
+        format!("{}/foldK/model.safetensors: surgery {}, head {:?}, base lr {}, {} epochs", a.run.display(), config.surgery, config.head_init, config.solver.base_lr, config.solver.epochs)
+    };
+    std::fs::write(a.run.join(format!("{name}.json")), serde_json::to_string_pretty(&report)?)?;
+    let command = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
+    let table = deepsent::report::tables::probe_table(&report, &command);
+    std::fs::write(a.run.join(format!("{name}.md")), &table)?;
+    deepsent::report::plot::probe_plot(&report, &a.run.join(name))?;
+    println!("{table}");
+    println!("results: {0}/{name}.json, {name}.md, {name}.png, {name}.svg", a.run.display());
+    Ok(ExitCode::SUCCESS)
+}
