@@ -86,3 +86,67 @@ fn invalid_operations_are_clear_errors() {
     let err = caffenet().operate(&parse_ops("append:fc8:fc7:2").unwrap(), 0).unwrap_err().to_string();
     assert!(err.contains("a layer named fc7 exists already"), "{err}");
 }
+
+/// Learnable parameters of CaffeNet's layers (weights + biases).
+const CAFFENET: usize = 60_965_224;
+const FC8: usize = 4096 * 1000 + 1000;
+const FC7: usize = 4096 * 4096 + 4096;
+const FC6: usize = 9216 * 4096 + 4096;
+
+#[test]
+fn caffenet_paper_presets_have_the_expected_layers_and_sizes() {
+    let cases: [(&str, &str, usize, Option<f64>); 7] = [
+        ("ft", "fc8", CAFFENET - FC8 + 4096 * 2 + 2, None),
+        ("fc7-4096", "drop7", CAFFENET - FC8, None),
+        ("fc6-4096", "drop6", CAFFENET - FC8 - FC7, None),
+        ("fc7-2", "fc7", CAFFENET - FC8 - FC7 + 4096 * 2 + 2, None),
+        ("fc6-2", "fc6", CAFFENET - FC8 - FC7 - FC6 + 9216 * 2 + 2, Some(1e-4)),
+        ("fc8-1000", "fc8", CAFFENET, None),
+        ("fc9-2", "fc9", CAFFENET + 1000 * 2 + 2, None),
+    ];
+    for (name, last, params, lr) in cases {
+        let p = caffenet().operate(&resolve("caffenet", name).unwrap(), 0).unwrap();
+        // The softmax layer, where kept, reads the logits: look below it.
+        let layers: Vec<&str> = names(&p).into_iter().filter(|n| *n != "prob").collect();
+        assert_eq!(layers.last(), Some(&last), "{name}: {layers:?}");
+        assert_eq!(p.spec.parameter_count().unwrap(), params, "{name}");
+        let preset = deepsent::model::surgery::find_preset("caffenet", name).unwrap();
+        assert_eq!(preset.base_lr, lr, "{name}");
+        // New layers get lr ×10; nothing new, nothing faster.
+        let fast = p.spec.layers.iter().filter(|l| l.params.first().is_some_and(|m| m.lr_mult == 10.0)).count();
+        assert_eq!(fast, p.new_layers.len(), "{name}");
+        let logits = deepsent::train::fit::logits_blob(&p.spec);
+        let classes = p.spec.infer_shapes().unwrap().blobs[&logits][0];
+        let expected = match name {
+            "fc7-4096" | "fc6-4096" => 4096,
+            "fc8-1000" => 1000,
+            _ => 2,
+        };
+        assert_eq!(classes, expected, "{name}: softmax width");
+    }
+}
+
+#[test]
+fn squeezenet_analogues_build_with_the_expected_heads() {
+    let spec = Arch::SqueezeNet10.spec().unwrap();
+    let weights = deepsent::train::bench::random_weights(&spec, 1);
+    let total = 1_248_424;
+    let conv10 = 512 * 1000 + 1000;
+    let fire9 = (512 * 64 + 64) + (64 * 256 + 256) + (64 * 9 * 256 + 256);
+    let fire8 = (384 * 64 + 64) + (64 * 256 + 256) + (64 * 9 * 256 + 256);
+    let cases: [(&str, usize, usize); 5] = [
+        ("conv10-1000", 1000, total),
+        ("fire9-512", 512, total - conv10),
+        ("fire8-512", 512, total - conv10 - fire9),
+        ("fire9-2", 2, total - conv10 - fire9 + 512 * 2 + 2),
+        ("fire8-2", 2, total - conv10 - fire9 - fire8 + 384 * 2 + 2),
+    ];
+    for (name, classes, params) in cases {
+        let p = Patient::new(spec.clone(), weights.clone()).operate(&resolve("squeezenet1.0", name).unwrap(), 0).unwrap();
+        let logits = deepsent::train::fit::logits_blob(&p.spec);
+        assert_eq!(p.spec.infer_shapes().unwrap().blobs[&logits], vec![classes, 1, 1], "{name}");
+        assert_eq!(p.spec.parameter_count().unwrap(), params, "{name}");
+        assert!(p.spec.layer("drop9").is_none(), "{name}: drop9 stays out");
+        assert_eq!(p.spec.layer("fire4/conv3x3_2").unwrap().params[0].lr_mult, 0.0, "{name}: conv1…fire4 frozen");
+    }
+}

@@ -93,24 +93,29 @@ fn resume_after_interruption_is_bit_identical() {
     assert_eq!(losses(&log_a), losses(&log_b));
 }
 
-#[test]
-fn caffenet_fine_tunes_from_a_caffemodel_on_real_images() {
-    // The synthetic CaffeNet caffemodel (random weights in the zoo's V1 format).
+/// CaffeNet from the synthetic caffemodel (random weights written in the
+/// zoo's V1 format and read back), and `n` real Twitter training images.
+fn caffenet_and_images(dir: &std::path::Path, n: usize) -> (deepsent::model::saved::SavedModel, ImageCache, Vec<usize>) {
     let spec = Arch::CaffeNet.spec().unwrap();
     let weights = deepsent::train::bench::random_weights(&spec, 5);
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("caffenet.caffemodel");
+    let model_path = dir.join("caffenet.caffemodel");
     std::fs::write(&model_path, caffemodel::encode_v1(&weights, &spec)).unwrap();
     let loaded = deepsent::model::load::load_model(Some(&Arch::CaffeNet), &model_path).unwrap();
-    let patient = Patient::new(loaded.spec, loaded.weights).operate(&parse_ops("replace:fc8:2").unwrap(), 1).unwrap();
-    assert_eq!(patient.weights.layers["fc8"][0].shape, vec![2, 4096]);
-    let mut net = Net::new(patient.spec, &patient.weights, &Device::flex()).unwrap();
-
     let ds = data::load(&DataRequest { root: common::twitter_root(), subset: Subset::Five, folds: FoldSource::default() }).into_result().unwrap();
-    let pick: Vec<usize> = ds.folds[0].train[..8].to_vec();
+    let pick: Vec<usize> = ds.folds[0].train[..n].to_vec();
     let paths: Vec<_> = pick.iter().map(|&i| ds.items[i].path.clone()).collect();
     let cache = ImageCache::build(&paths, &loaded.preprocess, 1 << 26).unwrap();
     let labels: Vec<usize> = pick.iter().map(|&i| ds.items[i].label.index()).collect();
+    (loaded, cache, labels)
+}
+
+#[test]
+fn caffenet_fine_tunes_from_a_caffemodel_on_real_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loaded, cache, labels) = caffenet_and_images(dir.path(), 8);
+    let patient = Patient::new(loaded.spec, loaded.weights).operate(&parse_ops("replace:fc8:2").unwrap(), 1).unwrap();
+    assert_eq!(patient.weights.layers["fc8"][0].shape, vec![2, 4096]);
+    let mut net = Net::new(patient.spec, &patient.weights, &Device::flex()).unwrap();
     let refs: Vec<&image::RgbImage> = cache.images.iter().collect();
     // 8 images, batch 8: each iteration is one epoch over the same images.
     let s = SolverSettings { epochs: 4.0, batch: 8, micro_batch: 4, base_lr: 0.01, ..Default::default() };
@@ -119,6 +124,24 @@ fn caffenet_fine_tunes_from_a_caffemodel_on_real_images() {
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|e| e.loss.is_finite()));
     assert!(log[3].loss < log[0].loss, "loss did not fall: {:?}", log.iter().map(|e| e.loss).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_caffenet_surgery_preset_trains_on_real_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loaded, cache, labels) = caffenet_and_images(dir.path(), 4);
+    let refs: Vec<&image::RgbImage> = cache.images.iter().collect();
+    for preset in deepsent::model::surgery::presets("caffenet") {
+        let ops = parse_ops(preset.ops).unwrap();
+        let patient = Patient::new(loaded.spec.clone(), loaded.weights.clone()).operate(&ops, 1).unwrap();
+        let mut net = Net::new(patient.spec, &patient.weights, &Device::flex()).unwrap();
+        let base_lr = preset.base_lr.unwrap_or(0.001);
+        let s = SolverSettings { epochs: 2.0, batch: 4, micro_batch: 4, base_lr, ..Default::default() };
+        let run_dir = dir.path().join(preset.name);
+        let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &run_dir, name: preset.name.into(), stop_after: None }, |_| None).unwrap();
+        assert_eq!(log.len(), 2, "{}", preset.name);
+        assert!(log.iter().all(|e| e.loss.is_finite() && e.loss > 0.0), "{}: {:?}", preset.name, log);
+    }
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
         weights: weights.display().to_string(),
         dataset: format!("{} ({})", dataset.name, req.root.display()),
         surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),
-        solver: a.recipe.solver.settings(),
+        solver: a.recipe.solver_settings(&a.model.arch),
         seed: a.recipe.seed,
         folds,
         head_init: a.recipe.head_init,

@@ -39,7 +39,7 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
     let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
     let images: Vec<&image::RgbImage> = cache.images.iter().collect();
     let labels: Vec<usize> = dataset.items.iter().map(|i| i.label.index()).collect();
-    let solver = a.recipe.solver.settings();
+    let solver = a.recipe.solver_settings(&a.model.arch);
     let recipe = Recipe { backbone: &backbone, ops: &ops, solver: &solver, head_init: a.recipe.head_init, new_lr_mult: a.recipe.new_lr_mult, eval_batch: a.eval_batch };
     let run_dir = a.out.with_extension("run");
     let trained = recipe.train("finetune", a.recipe.seed, &images, &labels, &run_dir, |_| None)?;

@@ -8,9 +8,10 @@ use deepsent::train::SolverSettings;
 /// Caffe solver settings; the defaults are the paper's.
 #[derive(Args, Clone, Debug)]
 pub struct SolverArgs {
-    /// Learning rate at the start.
-    #[arg(long, default_value_t = 0.001)]
-    pub base_lr: f64,
+    /// Learning rate at the start [default: 0.001, or the paper's rate for a
+    /// surgery preset that had its own, e.g. 0.0001 for caffenet fc6-2].
+    #[arg(long)]
+    pub base_lr: Option<f64>,
     /// Multiply the learning rate by --gamma every this many epochs.
     #[arg(long, default_value_t = 6.0)]
     pub step_epochs: f64,
@@ -32,9 +33,10 @@ pub struct SolverArgs {
 }
 
 impl SolverArgs {
-    pub fn settings(&self) -> SolverSettings {
+    /// The settings; `preset_lr` is the surgery preset's own base rate, if any.
+    pub fn settings(&self, preset_lr: Option<f64>) -> SolverSettings {
         SolverSettings {
-            base_lr: self.base_lr,
+            base_lr: self.base_lr.or(preset_lr).unwrap_or(SolverSettings::default().base_lr),
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             gamma: self.gamma,
@@ -49,8 +51,9 @@ impl SolverArgs {
 /// How to fine-tune: surgery, the head's start, the solver, the seed.
 #[derive(Args, Clone, Debug)]
 pub struct RecipeArgs {
-    /// A preset of the backbone (squeezenet1.0: ft, paper; caffenet: ft) or
-    /// surgery ops, e.g. replace:fc8:2 or append:pool_final:fc9:2,freeze-to:fire4/conv3x3_2.
+    /// A preset of the backbone (`deepsent surgery --list`; caffenet: ft,
+    /// fc7-4096, fc6-4096, fc7-2, fc6-2, fc8-1000, fc9-2) or surgery ops, e.g.
+    /// replace:fc8:2 or append:pool_final:fc9:2,freeze-to:fire4/conv3x3_2.
     #[arg(long, default_value = "ft")]
     pub surgery: String,
     #[command(flatten)]
@@ -71,5 +74,10 @@ pub struct RecipeArgs {
 impl RecipeArgs {
     pub fn ops(&self, arch: &Arch) -> Result<Vec<Op>> {
         Ok(surgery::resolve(&arch.name(), &self.surgery)?)
+    }
+
+    /// Solver settings, with the preset's own base rate unless --base-lr is given.
+    pub fn solver_settings(&self, arch: &Arch) -> SolverSettings {
+        self.solver.settings(surgery::find_preset(&arch.name(), &self.surgery).and_then(|p| p.base_lr))
     }
 }

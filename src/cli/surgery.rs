@@ -22,8 +22,10 @@ pub struct SurgeryArgs {
 pub fn run(a: SurgeryArgs) -> Result<ExitCode> {
     let name = a.model.arch.name();
     if a.list {
-        for (preset, ops, what) in presets(&name) {
-            println!("{preset:<8} {ops}\n         {what}");
+        for p in presets(&name) {
+            let lr = p.base_lr.map(|lr| format!(" [base lr {lr}]")).unwrap_or_default();
+            let paper = p.paper.filter(|v| *v != p.name).map(|v| format!(" [the paper's {v}]")).unwrap_or_default();
+            println!("{:<12} {}\n             {}{lr}{paper}", p.name, p.ops, p.about);
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -8,7 +8,7 @@ use crate::model::surgery::{Op, Patient};
 use crate::model::Net;
 use crate::train::fit::EpochLog;
 use crate::train::{fit, FitConfig, SolverSettings};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::prelude::Device;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -60,7 +60,8 @@ impl Recipe<'_> {
                 Some(p)
             }
             (HeadInit::Probe, Some(_)) => serde_json::from_str(&std::fs::read_to_string(&probe_path)?).ok(),
-            (HeadInit::Probe, None) => bail!("--head-init probe needs a surgery that adds a layer"),
+            // Nothing new to start (a raw ablation keeps only pretrained layers).
+            (HeadInit::Probe, None) => None,
             (HeadInit::Random, _) => None,
         };
         let acc_before = if resuming { None } else { evaluate(&net) };

@@ -10,6 +10,9 @@
 //! - `append:LAYER:NEW:N` adds a new layer NEW with N outputs reading LAYER's
 //!   output (an InnerProduct on a flat blob, a 1×1 Convolution on a map), and
 //!   drops what was above LAYER.
+//! - `pool-after:LAYER` drops what was above LAYER and averages its output
+//!   map globally (`LAYER_pool`): class scores from a map, as SqueezeNet's
+//!   own classifier does; with `append` it builds such a head anywhere.
 //! - `remove:LAYER` deletes an in-place layer (e.g. the ReLU after a new head).
 //! - `freeze-to:LAYER` sets the learning rate of LAYER and every learnable
 //!   layer before it to 0: their weights stay as pretrained, and the backward
@@ -32,13 +35,14 @@ pub enum Op {
     CutAfter(String),
     Replace { layer: String, outputs: usize },
     Append { after: String, name: String, outputs: usize },
+    PoolAfter(String),
     Remove(String),
     FreezeTo(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SurgeryError {
-    #[error("cannot parse surgery {0:?}: use cut-after:LAYER, replace:LAYER:N, append:LAYER:NEW:N, remove:LAYER or freeze-to:LAYER")]
+    #[error("cannot parse surgery {0:?}: use cut-after:LAYER, replace:LAYER:N, append:LAYER:NEW:N, pool-after:LAYER, remove:LAYER or freeze-to:LAYER")]
     Syntax(String),
     #[error("surgery {op}: no layer named {layer:?} (layers: {known})")]
     UnknownLayer { op: String, layer: String, known: String },
@@ -54,6 +58,7 @@ impl std::fmt::Display for Op {
             Op::CutAfter(l) => write!(f, "cut-after:{l}"),
             Op::Replace { layer, outputs } => write!(f, "replace:{layer}:{outputs}"),
             Op::Append { after, name, outputs } => write!(f, "append:{after}:{name}:{outputs}"),
+            Op::PoolAfter(l) => write!(f, "pool-after:{l}"),
             Op::Remove(l) => write!(f, "remove:{l}"),
             Op::FreezeTo(l) => write!(f, "freeze-to:{l}"),
         }
@@ -72,6 +77,7 @@ pub fn parse_ops(text: &str) -> Result<Vec<Op>, SurgeryError> {
                 ["cut-after", l] => Op::CutAfter(l.into()),
                 ["replace", l, n] => Op::Replace { layer: l.into(), outputs: num(n)? },
                 ["append", l, new, n] => Op::Append { after: l.into(), name: new.into(), outputs: num(n)? },
+                ["pool-after", l] => Op::PoolAfter(l.into()),
                 ["remove", l] => Op::Remove(l.into()),
                 ["freeze-to", l] => Op::FreezeTo(l.into()),
                 _ => return Err(SurgeryError::Syntax(s.into())),
@@ -121,12 +127,17 @@ impl Patient {
         match op {
             Op::CutAfter(name) => {
                 let i = self.index(op, name)?;
-                let top = self.spec.layers[i].tops[0].clone();
-                let mut keep = i + 1;
-                while keep < self.spec.layers.len() && is_in_place_on(&self.spec.layers[keep], &top) {
-                    keep += 1;
+                self.cut_after(i);
+            }
+            Op::PoolAfter(name) => {
+                let i = self.index(op, name)?;
+                let top = self.cut_after(i);
+                let pool = format!("{}_pool", name);
+                if self.spec.layer(&pool).is_some() {
+                    return Err(SurgeryError::Invalid { op: op.to_string(), message: format!("a layer named {pool} exists already") });
                 }
-                self.spec.layers.truncate(keep);
+                let kind = LayerKind::Pooling { method: super::spec::PoolMethod::Ave, kernel: [1, 1], stride: [1, 1], pad: [0, 0], global: true, ceil: true };
+                self.spec.layers.push(LayerSpec { name: pool.clone(), kind, bottoms: vec![top], tops: vec![pool], params: vec![] });
             }
             Op::FreezeTo(name) => {
                 let i = self.index(op, name)?;
@@ -162,12 +173,7 @@ impl Patient {
                 if self.spec.layer(name).is_some() {
                     return Err(SurgeryError::Invalid { op: op.to_string(), message: format!("a layer named {name} exists already") });
                 }
-                let top = self.spec.layers[i].tops[0].clone();
-                let mut at = i + 1;
-                while at < self.spec.layers.len() && is_in_place_on(&self.spec.layers[at], &top) {
-                    at += 1;
-                }
-                self.spec.layers.truncate(at);
+                let top = self.cut_after(i);
                 let shape = self.spec.infer_shapes()?.blobs[&top].clone();
                 let kind = if shape.len() == 3 && shape[1] * shape[2] > 1 {
                     LayerKind::Convolution { num_output: *outputs, kernel: [1, 1], stride: [1, 1], pad: [(0, 0); 2], dilation: [1, 1], group: 1, bias: true }
@@ -182,6 +188,18 @@ impl Patient {
         }
         self.spec.infer_shapes()?;
         Ok(())
+    }
+
+    /// Drops every layer above layer `i` except the in-place layers acting on
+    /// its output; returns that output blob.
+    fn cut_after(&mut self, i: usize) -> String {
+        let top = self.spec.layers[i].tops[0].clone();
+        let mut keep = i + 1;
+        while keep < self.spec.layers.len() && is_in_place_on(&self.spec.layers[keep], &top) {
+            keep += 1;
+        }
+        self.spec.layers.truncate(keep);
+        top
     }
 
     /// Drops learnable layers above `i` and everything fed by what was dropped.
@@ -246,31 +264,78 @@ fn new_layer_mults(old: &LayerSpec, factor: f32) -> Vec<ParamMult> {
         .collect()
 }
 
-/// Named surgeries of a backbone: (name, ops, what it is).
-pub fn presets(backbone: &str) -> &'static [(&'static str, &'static str, &'static str)] {
+/// A named surgery of a backbone, with the learning rate the paper used for
+/// it where that differs from the base 0.001.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub ops: &'static str,
+    pub about: &'static str,
+    /// The paper's base learning rate for this variant, if not the default.
+    pub base_lr: Option<f64>,
+    /// The paper's variant this one is (CaffeNet) or stands for (other nets).
+    pub paper: Option<&'static str>,
+}
+
+const fn preset(name: &'static str, ops: &'static str, about: &'static str, paper: Option<&'static str>) -> Preset {
+    Preset { name, ops, about, base_lr: None, paper }
+}
+
+/// A replaced layer that becomes the classifier loses its ReLU and dropout
+/// (a ReLU on two logits ties them at 0, the trap SqueezeNet showed).
+/// In-place ReLU and Dropout of a cut layer stay (`cut-after`): in Caffe
+/// they are separate layers writing the same blob, and deleting the layers
+/// above leaves them in place, so the paper's fc7-4096 puts its softmax on
+/// fc7 after relu7 and drop7. A K-way softmax kept this way is trained on
+/// labels 0/1 as classes 0 and 1 of K, and scored on outputs 0 and 1 only
+/// (see `eval::metrics::predicted`).
+const CAFFENET: &[Preset] = &[
+    preset("ft", "replace:fc8:2", "the paper's fine-tuning: fc8 replaced by 2 neurons (lr ×10)", Some("ft")),
+    preset("fc7-4096", "cut-after:fc7", "raw ablation: fc8 removed, softmax on fc7's 4,096 outputs (after relu7, drop7)", Some("fc7-4096")),
+    preset("fc6-4096", "cut-after:fc6", "raw ablation: fc7 and fc8 removed, softmax on fc6's 4,096 outputs", Some("fc6-4096")),
+    preset("fc7-2", "replace:fc7:2,remove:relu7,remove:drop7", "fc8 removed, fc7 replaced by 2 neurons on fc6, the softmax on them (lr ×10)", Some("fc7-2")),
+    Preset { base_lr: Some(1e-4), ..preset("fc6-2", "replace:fc6:2,remove:relu6,remove:drop6", "fc7, fc8 removed, fc6 replaced by 2 neurons on pool5 (lr ×10; base lr 1e-4 \"to avoid divergence\")", Some("fc6-2")) },
+    preset("fc8-1000", "cut-after:fc8", "fc8 kept with its 1,000 outputs: nothing new, no ×10", Some("fc8-1000")),
+    preset("fc9-2", "append:fc8:fc9:2", "a new 2-neuron fc9 on top of fc8 (lr ×10 on fc9)", Some("fc9-2")),
+];
+
+/// SqueezeNet's top is fire8 → pool8 → fire9 → drop9 → conv10 (1×1, 1,000)
+/// → ReLU → global average pool. The paper's variants map onto it with
+/// conv10 for fc8 (the classifier), fire9 for fc7 (the last hidden layer)
+/// and fire8 for fc6; a "2-neuron layer" on a map is a 1×1 convolution with
+/// 2 outputs and a global average pool (SqueezeNet's own classifier
+/// pattern), and a raw ablation averages the kept map globally. The
+/// variants keep drop9 out (dropout before an average shifts the features
+/// between training and test) and conv1…fire4 frozen, as `lpft`.
+const SQUEEZENET: &[Preset] = &[
+    preset("ft", "replace:conv_final:2,remove:relu_conv_final", "conv10 replaced by 2 outputs, its ReLU removed (a ReLU on the logits ties them)", Some("ft")),
+    preset("paper", "replace:conv_final:2", "the paper's recipe applied literally: conv10 replaced by 2 outputs, ReLU kept", Some("ft")),
+    preset("fc9-2", "append:pool_final:fc9:2", "the paper's fc9-2: a new 2-output layer on the pooled 1,000 ImageNet scores", Some("fc9-2")),
+    preset("lpft", "append:pool_final:fc9:2,remove:drop9,freeze-to:fire4/conv3x3_2", "fc9-2 without drop9, conv1…fire4 frozen; meant for --head-init probe", Some("fc9-2")),
+    preset("conv10-1000", "cut-after:pool_final,remove:drop9,freeze-to:fire4/conv3x3_2", "fc8-1000: conv10 kept with its 1,000 outputs, softmax on the pooled scores; nothing new", Some("fc8-1000")),
+    preset("fire9-512", "pool-after:fire9/concat,remove:drop9,freeze-to:fire4/conv3x3_2", "fc7-4096: conv10 removed, softmax on fire9's 512 globally pooled outputs", Some("fc7-4096")),
+    preset("fire8-512", "pool-after:fire8/concat,freeze-to:fire4/conv3x3_2", "fc6-4096: pool8, fire9, conv10 removed, softmax on fire8's 512 globally pooled outputs", Some("fc6-4096")),
+    preset("fire9-2", "append:pool8:fire9_2:2,pool-after:fire9_2,freeze-to:fire4/conv3x3_2", "fc7-2: conv10 removed, fire9 replaced by a 2-output 1×1 conv on pool8 + global pool", Some("fc7-2")),
+    preset("fire8-2", "append:fire7/concat:fire8_2:2,pool-after:fire8_2,freeze-to:fire4/conv3x3_2", "fc6-2: fire8 and above replaced by a 2-output 1×1 conv on fire7 + global pool", Some("fc6-2")),
+];
+
+/// Named surgeries of a backbone.
+pub fn presets(backbone: &str) -> &'static [Preset] {
     match backbone {
-        "caffenet" => &[
-            ("ft", "replace:fc8:2", "the paper's fine-tuning: fc8 replaced by 2 neurons"),
-        ],
-        "squeezenet1.0" => &[
-            ("ft", "replace:conv_final:2,remove:relu_conv_final",
-             "conv10 replaced by 2 outputs, its ReLU removed (a ReLU on the logits ties them)"),
-            ("paper", "replace:conv_final:2",
-             "the paper's recipe applied literally: conv10 replaced by 2 outputs, ReLU kept"),
-            ("fc9-2", "append:pool_final:fc9:2",
-             "the paper's fc9-2: a new 2-output layer on the pooled 1,000 ImageNet scores"),
-            ("lpft", "append:pool_final:fc9:2,remove:drop9,freeze-to:fire4/conv3x3_2",
-             "fc9-2 without drop9 (dropout before conv10's ReLU shifts the features between training and test), \
-              conv1…fire4 frozen; meant for --head-init probe"),
-        ],
+        "caffenet" => CAFFENET,
+        "squeezenet1.0" => SQUEEZENET,
         _ => &[],
     }
 }
 
+pub fn find_preset(backbone: &str, name: &str) -> Option<&'static Preset> {
+    presets(backbone).iter().find(|p| p.name == name)
+}
+
 /// Resolves `--surgery`: a preset name of the backbone, or ops.
 pub fn resolve(backbone: &str, text: &str) -> Result<Vec<Op>, SurgeryError> {
-    match presets(backbone).iter().find(|p| p.0 == text) {
-        Some(p) => parse_ops(p.1),
+    match find_preset(backbone, text) {
+        Some(p) => parse_ops(p.ops),
         None => parse_ops(text),
     }
 }
