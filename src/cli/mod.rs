@@ -6,9 +6,12 @@ mod classify;
 mod crossval;
 mod data;
 mod finetune;
+mod model;
 mod model_args;
+mod predict;
 mod probe;
 mod recipe_args;
+mod serve;
 mod surgery;
 mod weights;
 
@@ -43,13 +46,20 @@ enum Command {
     Crossval(crossval::CrossvalArgs),
     /// Fine-tune one model on a whole dataset, for predict and serve.
     Finetune(finetune::FinetuneArgs),
+    /// Sentiment of images with a fine-tuned model.
+    Predict(predict::PredictArgs),
+    /// Serve a fine-tuned model over HTTP.
+    Serve(serve::ServeArgs),
+    /// Inspect saved models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Linear probes on every layer of a run's models (the paper's Table 2).
     Probe(probe::ProbeArgs),
     /// Print the network a surgery makes and its parameter count.
     Surgery(surgery::SurgeryArgs),
     /// Training and inference speed on random weights.
     Bench(bench::BenchArgs),
-    /// Download known pretrained weights (caffenet) with their checksum checked.
+    /// Download known pretrained weights (caffenet) with their checksum checked, or write random ones.
     #[command(subcommand)]
     Weights(weights::WeightsCommand),
 }
@@ -61,7 +71,10 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Crossval(args) => crossval::run(args),
         Command::Finetune(args) => finetune::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Model(cmd) => model::run(cmd),
         Command::Surgery(args) => surgery::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Weights(cmd) => weights::run(cmd),

@@ -16,6 +16,17 @@ pub enum WeightsCommand {
     },
     /// List the known weights and where they are cached.
     List,
+    /// Write random weights of an architecture as a .caffemodel (V1 format,
+    /// as the model zoo's), to try the whole pipeline without pretrained weights.
+    Random {
+        /// caffenet, squeezenet1.0, or a .prototxt file.
+        #[arg(long)]
+        arch: deepsent::model::Arch,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 pub fn run(cmd: WeightsCommand) -> Result<ExitCode> {
@@ -26,6 +37,12 @@ pub fn run(cmd: WeightsCommand) -> Result<ExitCode> {
             };
             let path = fetch::fetch(w, &fetch::cache_dir(), url.as_deref())?;
             println!("{}", path.display());
+        }
+        WeightsCommand::Random { arch, out, seed } => {
+            let spec = arch.spec()?;
+            let weights = deepsent::train::bench::random_weights(&spec, seed);
+            std::fs::write(&out, deepsent::model::caffe::caffemodel::encode_v1(&weights, &spec))?;
+            println!("{}: random {} weights (seed {seed}); not a trained model", out.display(), arch.name());
         }
         WeightsCommand::List => {
             for k in fetch::KNOWN {

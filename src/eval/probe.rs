@@ -106,7 +106,8 @@ impl Probe<'_> {
             .map(|&k| self.dataset.fold(k).with_context(|| format!("{} has no fold {k}", self.dataset.name)))
             .collect::<Result<_>>()?;
         let mut done: HashMap<usize, FoldFile> = HashMap::new();
-        for f in &folds {
+        // Exporting features needs them extracted: then every fold runs again.
+        for f in folds.iter().filter(|_| self.export.is_none()) {
             if let Some(file) = self.load_fold(work, f.number)? {
                 done.insert(f.number, file);
             }

@@ -24,6 +24,8 @@ pub enum DecodeError {
     Unsupported { path: PathBuf, format: Option<String> },
     #[error("{path}: corrupt or truncated image: {source}")]
     Corrupt { path: PathBuf, source: image::ImageError },
+    #[error("{path}: truncated JPEG: no end-of-image marker after the image data")]
+    TruncatedJpeg { path: PathBuf },
 }
 
 impl DecodeError {
@@ -32,7 +34,8 @@ impl DecodeError {
             DecodeError::Io { path, .. }
             | DecodeError::TooLarge { path, .. }
             | DecodeError::Unsupported { path, .. }
-            | DecodeError::Corrupt { path, .. } => path,
+            | DecodeError::Corrupt { path, .. }
+            | DecodeError::TruncatedJpeg { path } => path,
         }
     }
 }
@@ -85,11 +88,44 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbIma
         return Err(DecodeError::TooLarge { path: name.into(), width, height, limit: max_pixels });
     }
     let mut r = reader()?;
+    if r.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(DecodeError::TruncatedJpeg { path: name.into() });
+    }
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
     r.limits(limits);
     let img = r.decode().map_err(corrupt)?;
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG's data ends with its end-of-image marker. The JPEG decoder
+/// fills a cut-off file with grey and reports success, so this is checked by
+/// hand: walk the marker segments to the first start-of-scan (skipping APPn
+/// segments, which may hold an EXIF thumbnail with its own end marker), then
+/// look for FF D9 after it.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xff {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xff {
+            i += 1; // fill byte
+            continue;
+        }
+        if (0xd0..=0xd8).contains(&marker) || marker == 0x01 {
+            i += 2; // markers without a length
+            continue;
+        }
+        let length = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if marker == 0xda {
+            let scan = i + 2 + length;
+            return scan <= bytes.len() && bytes[scan..].windows(2).any(|w| w == [0xff, 0xd9]);
+        }
+        i += 2 + length;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -117,6 +153,14 @@ mod tests {
         truncated.truncate(truncated.len() / 2);
         let err = decode_bytes(&truncated, Path::new("cut.png"), 1000).unwrap_err();
         assert!(matches!(err, DecodeError::Corrupt { .. }), "{err}");
+
+        let mut jpeg = Vec::new();
+        RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 7])).write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg).unwrap();
+        assert!(decode_bytes(&jpeg, Path::new("whole.jpg"), 1 << 20).is_ok());
+        let cut = &jpeg[..jpeg.len() * 2 / 3];
+        let err = decode_bytes(cut, Path::new("cut.jpg"), 1 << 20).unwrap_err();
+        assert!(matches!(err, DecodeError::TruncatedJpeg { .. }), "{err}");
+        assert!(err.to_string().starts_with("cut.jpg: truncated JPEG"));
 
         let err = decode_bytes(b"not an image at all", Path::new("x.jpg"), 1000).unwrap_err();
         assert!(matches!(err, DecodeError::Unsupported { .. }), "{err}");

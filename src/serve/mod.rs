@@ -2,4 +2,6 @@
 //! prediction, the HTTP service.
 
 pub mod classify;
+pub mod http;
 pub mod labels;
+pub mod predict;

@@ -95,10 +95,12 @@ pub fn fit_from(kind: Classifier, z: &DMatrix<f64>, y: &[f64], c: f64, start: Op
             }
         }
         let mut grad = design.transpose() * g1 * c;
-        // Aᵀ diag(g2) A as (√g2 A)ᵀ (√g2 A): one product, no n × n diagonal.
-        let mut scaled = design.clone();
-        for (i, mut row) in scaled.row_iter_mut().enumerate() {
-            row *= g2[i].sqrt();
+        // Aᵀ diag(g2) A as (√g2 A)ᵀ (√g2 A) over the rows with g2 > 0 only
+        // (for the SVM, the images inside the margin: often few).
+        let active: Vec<usize> = (0..n).filter(|&i| g2[i] > 0.0).collect();
+        let mut scaled = design.select_rows(&active);
+        for (k, mut row) in scaled.row_iter_mut().enumerate() {
+            row *= g2[active[k]].sqrt();
         }
         let mut hess = scaled.tr_mul(&scaled) * c;
         for i in 0..=d {

@@ -1,0 +1,162 @@
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use deepsent::model::saved::SavedModel;
+use deepsent::preprocess::decode::{decode_file, is_image_path, ImageKind};
+use deepsent::preprocess::DEFAULT_MAX_PIXELS;
+use deepsent::serve::predict::{Prediction, Predictor};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// Sentiment of images with a fine-tuned model.
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A model saved by `finetune` or `crossval` (.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// Also average the 10 oversampled views (4 corners + centre, mirrored); the label follows them.
+    #[arg(long)]
+    oversample: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// A label file (`name 0|1` a line, as the Twitter folds): prints the
+    /// accuracy on the predicted images it lists.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Image files or directories (searched recursively for JPEG, PNG, BMP).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    path: String,
+    #[serde(flatten)]
+    prediction: Option<Prediction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn run(a: PredictArgs) -> Result<ExitCode> {
+    let predictor = Predictor::new(SavedModel::load(&a.model)?)?;
+    let files = collect(&a.paths)?;
+    let bar = deepsent::progress::bar(files.len() as u64, "predicting");
+    let mut rows: Vec<Row> = Vec::with_capacity(files.len());
+    for chunk in files.chunks(a.batch.max(1) * 4) {
+        // Decode in parallel; a bad file becomes a row with its error.
+        let decoded: Vec<Result<image::RgbImage, String>> =
+            chunk.par_iter().map(|p| decode_file(p, DEFAULT_MAX_PIXELS).map(|img| predictor.prepare(&img)).map_err(|e| e.to_string())).collect();
+        let good: Vec<&image::RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+        let mut predictions = predictor.predict(&good, a.oversample, a.batch).into_iter();
+        for (path, d) in chunk.iter().zip(&decoded) {
+            let path = path.display().to_string();
+            rows.push(match d {
+                Ok(_) => Row { path, prediction: predictions.next(), error: None },
+                Err(e) => Row { path, prediction: None, error: Some(e.clone()) },
+            });
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    print_rows(&rows, a.format)?;
+    if let Some(truth) = &a.truth {
+        print_accuracy(&rows, truth, a.oversample)?;
+    }
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    if failed > 0 {
+        eprintln!("{failed} of {} image(s) could not be read (see their error)", rows.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Files as given, and the images under directories (sorted, recursive).
+fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            for entry in walkdir::WalkDir::new(p).sort_by_file_name() {
+                let entry = entry.with_context(|| format!("listing {}", p.display()))?;
+                if entry.file_type().is_file() && is_image_path(entry.path()) != ImageKind::NotImage {
+                    files.push(entry.into_path());
+                }
+            }
+        } else {
+            // A named file is always tried: if it is missing or not an image, its row says so.
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn print_rows(rows: &[Row], format: Format) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "results": rows }))?),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            w.write_record(["path", "positive", "positive_10crop", "label", "error"])?;
+            for r in rows {
+                let p = r.prediction.as_ref();
+                w.write_record([
+                    r.path.clone(),
+                    p.map(|p| format!("{:.6}", p.positive)).unwrap_or_default(),
+                    p.and_then(|p| p.positive_10crop).map(|v| format!("{v:.6}")).unwrap_or_default(),
+                    p.map(|p| p.label.to_string()).unwrap_or_default(),
+                    r.error.clone().unwrap_or_default(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            for r in rows {
+                match (&r.prediction, &r.error) {
+                    (Some(p), _) => {
+                        let ten = p.positive_10crop.map(|v| format!("  10-crop {v:.3}")).unwrap_or_default();
+                        println!("{:<8}  P(positive) {:.3}{ten}  {}", p.label, p.positive, r.path);
+                    }
+                    (None, Some(e)) => println!("{:<8}  {e}", "error"),
+                    (None, None) => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Accuracy over the predicted images that `truth` lists (matched by file name).
+fn print_accuracy(rows: &[Row], truth: &Path, oversample: bool) -> Result<()> {
+    let text = std::fs::read_to_string(truth).with_context(|| format!("reading {}", truth.display()))?;
+    let mut labels: HashMap<String, &str> = HashMap::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let mut parts = line.split_whitespace();
+        match (parts.next(), parts.next()) {
+            (Some(name), Some(label @ ("0" | "1"))) => {
+                labels.insert(name.to_string(), if label == "1" { "positive" } else { "negative" });
+            }
+            _ => anyhow::bail!("{}:{}: expected `name 0|1`, found {line:?}", truth.display(), n + 1),
+        }
+    }
+    let (mut seen, mut correct) = (0, 0);
+    for r in rows {
+        let name = Path::new(&r.path).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if let (Some(p), Some(want)) = (&r.prediction, labels.get(&name)) {
+            seen += 1;
+            correct += usize::from(p.label == *want);
+        }
+    }
+    let views = if oversample { "10-crop" } else { "centre crop" };
+    eprintln!("accuracy ({views}) on the {seen} predicted images listed in {} ({} listed): {:.4}", truth.display(), labels.len(), correct as f64 / seen.max(1) as f64);
+    Ok(())
+}

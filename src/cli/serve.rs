@@ -1,0 +1,70 @@
+use anyhow::{Context, Result};
+use clap::Args;
+use deepsent::model::saved::SavedModel;
+use deepsent::serve::http::{serve, Limits};
+use deepsent::serve::predict::Predictor;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Serve a fine-tuned model over HTTP (see `src/serve/http.rs` for the API).
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A model saved by `finetune` or `crossval` (.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Largest request body, in MiB.
+    #[arg(long, default_value_t = 16)]
+    max_body_mb: usize,
+    /// Largest image, in pixels (width × height, read from the header before decoding).
+    #[arg(long, default_value_t = 40_000_000)]
+    max_pixels: u64,
+    /// Most files in one multipart request.
+    #[arg(long, default_value_t = 16)]
+    max_files: usize,
+    /// Requests held at once; more are answered 503.
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: usize,
+    /// Images per forward pass (concurrent requests are batched together).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+}
+
+pub fn run(a: ServeArgs) -> Result<ExitCode> {
+    let predictor = Predictor::new(SavedModel::load(&a.model)?)?;
+    let limits = Limits { max_body: a.max_body_mb << 20, max_pixels: a.max_pixels, max_files: a.max_files, max_in_flight: a.max_in_flight, batch: a.batch };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&a.addr).await.with_context(|| format!("listening on {}", a.addr))?;
+        println!("listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        serve(predictor, limits, listener, shutdown_signal()).await
+    })?;
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, finish what is in progress.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,79 @@
+//! Sentiment of new images with a fine-tuned model: the same preprocessing
+//! and scoring as cross-validation (warp, centre crop or Caffe's 10 crops,
+//! softmax), so a fold's model gives here the accuracy `crossval` reported.
+
+use crate::eval::metrics::predicted;
+use crate::eval::scoring::{probabilities, Views};
+use crate::model::saved::{ModelCard, SavedModel};
+use crate::model::Net;
+use crate::preprocess::Preprocess;
+use anyhow::{bail, Result};
+use image::RgbImage;
+use serde::Serialize;
+
+/// One image's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// P(positive) from the centre crop.
+    pub positive: f32,
+    /// P(positive) averaged over the 10 oversampled views (with oversampling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positive_10crop: Option<f32>,
+    /// "positive" or "negative": from the 10 views when oversampling, else the centre crop.
+    pub label: &'static str,
+}
+
+/// A loaded model, ready to score images.
+pub struct Predictor {
+    pub net: Net,
+    pub preprocess: Preprocess,
+    pub card: ModelCard,
+    pub spec_name: String,
+}
+
+impl Predictor {
+    pub fn new(model: SavedModel) -> Result<Predictor> {
+        let logits = crate::train::fit::logits_blob(&model.spec);
+        let classes = model.spec.infer_shapes()?.blobs[&logits][0];
+        if classes < 2 {
+            bail!("the model has {classes} output(s); a sentiment model needs outputs 0 (negative) and 1 (positive)");
+        }
+        let spec_name = model.spec.name.clone();
+        let net = Net::new(model.spec, &model.weights, &burn::prelude::Device::flex())?;
+        Ok(Predictor { net, preprocess: model.preprocess, card: model.card, spec_name })
+    }
+
+    /// A decoded image resized as the model stores its inputs (e.g. 256×256).
+    pub fn prepare(&self, image: &RgbImage) -> RgbImage {
+        self.preprocess.resize_image(image)
+    }
+
+    /// Scores prepared images, `batch` per forward pass.
+    pub fn predict(&self, prepared: &[&RgbImage], oversample: bool, batch: usize) -> Vec<Prediction> {
+        let center = probabilities(&self.net, &self.preprocess, prepared, Views::Center, batch);
+        let ten = oversample.then(|| probabilities(&self.net, &self.preprocess, prepared, Views::TenCrop, batch));
+        center
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let decisive = ten.as_ref().map_or(c, |t| &t[i]);
+                Prediction {
+                    positive: positive(c),
+                    positive_10crop: ten.as_ref().map(|t| positive(&t[i])),
+                    label: if predicted(decisive) == 1 { "positive" } else { "negative" },
+                }
+            })
+            .collect()
+    }
+}
+
+/// P(positive) among the two sentiment outputs (a K-way softmax kept by raw
+/// surgery is read on outputs 0 and 1, as in scoring).
+fn positive(probs: &[f32]) -> f32 {
+    let s = probs[0] + probs[1];
+    if s > 0.0 {
+        probs[1] / s
+    } else {
+        0.5
+    }
+}

@@ -1,0 +1,219 @@
+//! `predict` and `serve` on a real SqueezeNet with a 2-output head: a real
+//! server on 127.0.0.1, each bad request with its documented status, and the
+//! server still answering afterwards.
+
+mod common;
+
+use deepsent::model::saved::{ModelCard, SavedModel};
+use deepsent::model::surgery::{parse_ops, Patient};
+use deepsent::model::{load, Arch};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+/// SqueezeNet v1.0 with a new 2-output fc9 (random): a valid sentiment model.
+fn sentiment_model(dir: &Path) -> PathBuf {
+    let arch: Arch = "squeezenet1.0".parse().unwrap();
+    let backbone = load::load_model(Some(&arch), &arch.default_weights(&common::models_dir()).unwrap()).unwrap();
+    let p = Patient::new(backbone.spec, backbone.weights).operate(&parse_ops("append:pool_final:fc9:2").unwrap(), 0).unwrap();
+    let model = SavedModel {
+        spec: p.spec,
+        weights: p.weights,
+        preprocess: backbone.preprocess,
+        card: ModelCard {
+            backbone: "squeezenet1.0".into(),
+            pretrained_from: "test".into(),
+            trained_on: "nothing (random head)".into(),
+            surgery: "append:pool_final:fc9:2".into(),
+            settings: serde_json::Value::Null,
+            cv_accuracy: Some(0.5),
+            test_accuracy: None,
+            created: "now".into(),
+            deepsent_version: "test".into(),
+        },
+    };
+    let path = dir.join("model.safetensors");
+    model.save(&path).unwrap();
+    path
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(common::imagenet_check_dir().join(name)).unwrap()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(model: &Path) -> Server {
+        let mut child = common::deepsent()
+            .args(["serve", "--addr", "127.0.0.1:0", "--max-body-mb", "1", "--max-files", "4", "--model"])
+            .arg(model)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        Server { child, base }
+    }
+
+    /// (status, JSON body) of a POST to /v1/predict.
+    fn post(&self, content_type: &str, body: &[u8]) -> (u16, serde_json::Value) {
+        let r = ureq::post(&format!("{}/v1/predict?name=x.jpg", self.base)).set("Content-Type", content_type).send_bytes(body);
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn multipart(files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "deepsent-test-boundary";
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend(*bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A PNG header announcing 20,000 × 20,000 pixels (400 Mpx), with no real data.
+fn bomb_png() -> Vec<u8> {
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend(kind);
+        c.extend(data);
+        let crc = crc32(&[kind, data].concat());
+        c.extend(crc.to_be_bytes());
+        c
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let mut ihdr = 20_000u32.to_be_bytes().to_vec();
+    ihdr.extend(20_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IEND", b""));
+    png
+}
+
+#[test]
+fn server_answers_good_and_bad_requests_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&sentiment_model(dir.path()));
+    let hot_dog = photo("hot_dog.jpg");
+
+    assert_eq!(ureq::get(&format!("{}/healthz", server.base)).call().unwrap().into_string().unwrap(), "ok");
+    let info: serde_json::Value = serde_json::from_str(&ureq::get(&format!("{}/v1/model", server.base)).call().unwrap().into_string().unwrap()).unwrap();
+    assert_eq!(info["backbone"], "squeezenet1.0");
+    assert_eq!(info["cv_accuracy"], 0.5);
+
+    // One good image.
+    let (status, body) = server.post("image/jpeg", &hot_dog);
+    assert_eq!(status, 200, "{body}");
+    let r = &body["results"][0];
+    assert_eq!(r["name"], "x.jpg");
+    let p = r["positive"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    assert_eq!(r["label"], if p > 0.5 { "positive" } else { "negative" });
+
+    // Several files at once, in order.
+    let (ct, mp) = multipart(&[("owl.jpg", &photo("owl.jpg")), ("bird.bmp", &photo("bird.bmp"))]);
+    let (status, body) = server.post(&ct, &mp);
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["results"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["owl.jpg", "bird.bmp"]);
+
+    // Bad requests, each with its status and a JSON error.
+    let truncated = &hot_dog[..hot_dog.len() / 3];
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("truncated JPEG", "image/jpeg", truncated.to_vec(), 422),
+        ("bytes of no image format", "application/octet-stream", b"not an image at all".to_vec(), 415),
+        ("a 20,000 × 20,000 PNG header", "image/png", bomb_png(), 422),
+        ("a body over 1 MiB", "image/jpeg", vec![0xff; 1_200_000], 413),
+        ("a wrong content type", "text/plain", hot_dog.clone(), 415),
+        ("an empty body", "image/jpeg", Vec::new(), 400),
+    ];
+    for (what, ct, body, want) in cases {
+        let (status, answer) = server.post(ct, &body);
+        assert_eq!(status, want, "{what}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {answer}");
+    }
+    let small = photo("owl.jpg");
+    let five: Vec<(&str, &[u8])> = (0..5).map(|_| ("owl.jpg", small.as_slice())).collect();
+    let (ct, mp) = multipart(&five);
+    let (status, answer) = server.post(&ct, &mp);
+    assert_eq!(status, 413, "five files with --max-files 4: {answer}");
+
+    // Still serving, with the same answer as before.
+    let (status, again) = server.post("image/jpeg", &hot_dog);
+    assert_eq!(status, 200);
+    assert_eq!(again["results"][0]["positive"], r["positive"]);
+}
+
+#[test]
+fn server_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&sentiment_model(dir.path()));
+    let pid = server.child.id();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 20, "the server did not stop after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn predict_reports_bad_files_and_scores_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = sentiment_model(dir.path());
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(images.join("sub")).unwrap();
+    std::fs::write(images.join("a.jpg"), photo("hot_dog.jpg")).unwrap();
+    std::fs::write(images.join("sub/b.png"), b"corrupt").unwrap();
+    std::fs::write(images.join("notes.txt"), b"not an image, skipped in a directory").unwrap();
+    let out = common::deepsent().args(["predict", "--oversample", "--format", "json", "--model"]).arg(&model).arg(&images).output().unwrap();
+    assert!(!out.status.success(), "a bad file makes the exit status non-zero");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    let good = rows.iter().find(|r| r["path"].as_str().unwrap().ends_with("a.jpg")).unwrap();
+    assert!(good["positive"].as_f64().is_some() && good["positive_10crop"].as_f64().is_some(), "{good}");
+    let bad = rows.iter().find(|r| r["path"].as_str().unwrap().ends_with("b.png")).unwrap();
+    assert!(bad["error"].as_str().unwrap().contains("b.png"), "{bad}");
+    // The model card.
+    let info = common::deepsent().args(["model", "info"]).arg(&model).output().unwrap();
+    assert!(info.status.success());
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("squeezenet1.0") && text.contains("50.0 %"), "{text}");
+}
