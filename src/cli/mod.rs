@@ -11,6 +11,7 @@ mod model_args;
 mod predict;
 mod probe;
 mod recipe_args;
+mod report;
 mod serve;
 mod surgery;
 mod weights;
@@ -48,6 +49,9 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Sentiment of images with a fine-tuned model.
     Predict(predict::PredictArgs),
+    /// Tables from finished runs.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Serve a fine-tuned model over HTTP.
     Serve(serve::ServeArgs),
     /// Inspect saved models.
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Report(cmd) => report::run(cmd),
         Command::Model(cmd) => model::run(cmd),
         Command::Surgery(args) => surgery::run(args),
         Command::Bench(args) => bench::run(args),

@@ -3,7 +3,6 @@ use anyhow::Result;
 use clap::Args;
 use deepsent::model::caffe::write::to_prototxt;
 use deepsent::model::surgery::{presets, resolve, Patient};
-use deepsent::model::Weights;
 use std::process::ExitCode;
 
 /// Print the network a surgery makes (prototxt) and its parameter count, without training.
@@ -31,15 +30,8 @@ pub fn run(a: SurgeryArgs) -> Result<ExitCode> {
     }
     let spec = a.model.arch.spec()?;
     let before = spec.parameter_count()?;
-    // Weights are not needed to see the structure: zeros of the right shapes.
-    let mut weights = Weights::default();
-    for (l, shapes) in spec.layers.iter().zip(spec.param_shapes()?) {
-        if !shapes.is_empty() {
-            weights.layers.insert(l.name.clone(), shapes.into_iter().map(|s| deepsent::model::Blob::new(s.clone(), vec![0.0; s.iter().product()])).collect());
-        }
-    }
     let ops = resolve(&name, &a.surgery)?;
-    let p = Patient::new(spec, weights).operate(&ops, 0)?;
+    let p = Patient::structure(spec)?.operate(&ops, 0)?;
     print!("{}", to_prototxt(&p.spec));
     let after = p.spec.parameter_count()?;
     println!("# {name} with surgery `{}`: {after} learnable parameters ({:+} from {before}); new layers: {}", ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","), after as i64 - before as i64, if p.new_layers.is_empty() { "none".to_string() } else { p.new_layers.join(", ") });

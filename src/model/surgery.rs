@@ -101,6 +101,18 @@ impl Patient {
     pub fn new(spec: NetSpec, weights: Weights) -> Self {
         Patient { spec, weights, new_layers: Vec::new(), new_lr_mult: NEW_LAYER_LR_MULT }
     }
+
+    /// A patient with zero weights: enough to see what a surgery makes
+    /// (layers, parameter count) without loading any weights.
+    pub fn structure(spec: NetSpec) -> Result<Patient, SurgeryError> {
+        let mut weights = Weights::default();
+        for (l, shapes) in spec.layers.iter().zip(spec.param_shapes()?) {
+            if !shapes.is_empty() {
+                weights.layers.insert(l.name.clone(), shapes.into_iter().map(|s| Blob::new(s.clone(), vec![0.0; s.iter().product()])).collect());
+            }
+        }
+        Ok(Patient::new(spec, weights))
+    }
 }
 
 impl Patient {

@@ -83,3 +83,55 @@ pub fn probe_table(r: &ProbeReport, command: &str) -> String {
     let _ = writeln!(s, "\nCommand:\n\n```sh\n{command}\n```");
     s
 }
+
+/// One fine-tuned variant of a surgery table.
+pub struct VariantRow<'a> {
+    pub name: String,
+    /// The paper's variant it is or stands for.
+    pub paper: Option<&'static str>,
+    pub parameters: usize,
+    pub new_layers: Vec<String>,
+    pub results: &'a CrossvalResults,
+}
+
+/// Tables 3 and 4: each surgery variant's cross-validated accuracy, its
+/// size, and the paper's CaffeNet number for the variant it stands for.
+pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Network surgery: {backbone}\n");
+    let _ = writeln!(s, "| variant | paper's variant | surgery | parameters | new layers | centre crop | 10-crop | paper centre | paper 10-crop |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let paper = r.paper.and_then(|v| super::paper::SURGERY.iter().find(|p| p.0 == v));
+        let (pc, po) = paper.map_or(("–".into(), "–".into()), |p| (format!("{:.3}", p.1), format!("{:.3}", p.2)));
+        let mark = if r.results.degenerate_folds.is_empty() { String::new() } else { format!(" (degenerate folds {:?})", r.results.degenerate_folds) };
+        let _ = writeln!(
+            s,
+            "| {} | {} | `{}` | {} | {} | {:.3} ± {:.3}{mark} | {:.3} ± {:.3} | {pc} | {po} |",
+            r.name,
+            r.paper.unwrap_or("–"),
+            r.results.config.surgery,
+            r.parameters,
+            if r.new_layers.is_empty() { "none".to_string() } else { r.new_layers.join(", ") },
+            r.results.mean_center,
+            r.results.std_center,
+            r.results.mean_oversample,
+            r.results.std_oversample,
+        );
+    }
+    let _ = writeln!(s, "\nMean ± std over folds ({}). Recipes per variant:\n", rows.first().map_or("", |r| r.results.std_kind.as_str()));
+    for r in rows {
+        let c = &r.results.config;
+        let _ = writeln!(
+            s,
+            "- {}: head {:?}, new layers' lr ×{}, base lr {}, ×{} every {} epochs, {} epochs, batch {}, seed {}; {} folds.",
+            r.name, c.head_init, c.new_lr_mult, c.solver.base_lr, c.solver.gamma, c.solver.step_epochs, c.solver.epochs, c.solver.batch, c.seed, r.results.folds.len()
+        );
+    }
+    let _ = writeln!(s, "\nThe paper (CaffeNet, Tables 3 and 4):\n\n| variant | centre crop | 10-crop |\n|---|---|---|");
+    for (v, c, o) in super::paper::SURGERY.iter() {
+        let _ = writeln!(s, "| {v} | {c:.3} | {o:.3} |");
+    }
+    let _ = writeln!(s, "\nCommand:\n\n```sh\n{command}\n```");
+    s
+}
