@@ -57,14 +57,18 @@ def main():
             train = [row[n] for n in read_fold(Path(args.folds) / f"fold{k}" / "train.txt")]
             test = [row[n] for n in read_fold(Path(args.folds) / f"fold{k}" / "test.txt")]
             if entry["classifier"] == "svm":
-                model = LinearSVC(C=c, loss="squared_hinge", dual=True, tol=1e-8, max_iter=1_000_000)
+                model = LinearSVC(C=c, loss="squared_hinge", dual=True, tol=1e-6, max_iter=1_000_000)
             else:
-                model = LogisticRegression(C=c, tol=1e-10, max_iter=100_000)
+                # liblinear's dual solver is fast for n << d; its intercept is
+                # the weight of a constant feature, penalised: a large
+                # intercept_scaling makes that penalty vanish, as in deepsent.
+                model = LogisticRegression(C=c, solver="liblinear", dual=True, intercept_scaling=1e3, tol=1e-6, max_iter=1_000_000)
             t0 = time.time()
             model.fit(x[train], labels[train])
             acc = float((model.predict(x[test]) == labels[test]).mean())
             diff = acc - f["acc"]
             worst = max(worst, abs(diff))
+            print(flush=True, end="")
             print(f"{entry['layer']:<16} {entry['classifier']:<8} {k:>4} {c:>10.3e} {f['acc']:>9.3f} {acc:>8.3f} {diff:>+6.3f} {time.time() - t0:>5.1f}")
     print(f"largest difference: {worst:.3f} (tolerance {args.tol})")
     sys.exit(0 if worst <= args.tol else 1)

@@ -1,7 +1,6 @@
 //! Choosing the regularisation C by an inner stratified k-fold on the
 //! training part only: the function never receives the test part.
 
-use super::embed::Embedding;
 use super::newton::{fit_from, Classifier};
 use nalgebra::DMatrix;
 
@@ -40,14 +39,7 @@ pub fn select_c(kind: Classifier, z: &DMatrix<f64>, y: &[f64], search: &CSearch)
     for f in 0..search.inner_folds {
         let tr: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
         let te: Vec<usize> = (0..n).filter(|&i| fold_of[i] == f).collect();
-        // The inner training rows span at most |tr| < n dimensions: embedding
-        // them anew (exact, as for the outer fold) shrinks every Newton system.
-        let (zt, zv) = {
-            let (full_t, full_v) = (z.select_rows(&tr), z.select_rows(&te));
-            let inner = Embedding::new(&(&full_t * full_t.transpose()));
-            let zv = inner.embed(&(&full_v * full_t.transpose()));
-            (inner.train, zv)
-        };
+        let (zt, zv) = (z.select_rows(&tr), z.select_rows(&te));
         let yt: Vec<f64> = tr.iter().map(|&i| y[i]).collect();
         let mut previous = None;
         for (g, c) in grid(search, mean_sq).enumerate() {
