@@ -155,13 +155,8 @@ fn probe_command_on_the_real_twitter_fold() {
         new_lr_mult: 10.0,
     };
     std::fs::write(run.path().join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
-    let out = common::deepsent()
-        .args(["probe", "--pretrained", "--layers", "pool_final", "--fold", "1", "--root"])
-        .arg(&root)
-        .arg("--run")
-        .arg(run.path())
-        .output()
-        .unwrap();
+    let probe = || common::deepsent().args(["probe", "--pretrained", "--layers", "pool_final", "--fold", "1", "--root"]).arg(&root).arg("--run").arg(run.path()).output().unwrap();
+    let out = probe();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.path().join("probe-pretrained.json")).unwrap()).unwrap();
     assert_eq!(report["pretrained"], true);
@@ -182,13 +177,7 @@ fn probe_command_on_the_real_twitter_fold() {
         assert!(len > 1000, "probe-pretrained.{ext} is {len} bytes");
     }
     // A second run finds the fold done and does not extract again.
-    let again = common::deepsent()
-        .args(["probe", "--pretrained", "--layers", "pool_final", "--fold", "1", "--root"])
-        .arg(&root)
-        .arg("--run")
-        .arg(run.path())
-        .output()
-        .unwrap();
+    let again = probe();
     assert!(again.status.success());
     assert!(!String::from_utf8_lossy(&again.stderr).contains("Gram matrices"), "resumed run extracted features again");
 }
