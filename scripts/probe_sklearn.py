@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--probe", required=True, help="the probe report (probe-pretrained.json)")
     ap.add_argument("--folds", required=True, help="directory with foldK/train.txt and foldK/test.txt")
     ap.add_argument("--tol", type=float, default=0.01)
+    ap.add_argument("--layers", help="only these layers (comma-separated)")
     args = ap.parse_args()
 
     feats = Path(args.features)
@@ -46,7 +47,10 @@ def main():
 
     worst = 0.0
     print(f"{'layer':<16} {'classifier':<8} {'fold':>4} {'C':>10} {'deepsent':>9} {'sklearn':>8} {'diff':>6} {'s':>5}")
+    only = set(args.layers.split(",")) if args.layers else None
     for entry in report["layers"]:
+        if only and entry["layer"] not in only:
+            continue
         stem = "".join(c if c.isalnum() or c in "-." else "_" for c in entry["layer"])
         path = feats / f"{stem}.npy"
         if not path.exists():
