@@ -28,6 +28,11 @@ pub struct FinetuneArgs {
     cv: Option<PathBuf>,
     #[arg(long, default_value_t = 16)]
     eval_batch: usize,
+    /// Train on this fold's training part only, exactly as `crossval` trains
+    /// its fold K (same seed offset): the model to check `predict` against
+    /// the fold's test part.
+    #[arg(long)]
+    fold: Option<usize>,
 }
 
 pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
@@ -37,12 +42,19 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
     let dataset = deepsent::data::load(&req).into_result()?;
     let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
     let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
-    let images: Vec<&image::RgbImage> = cache.images.iter().collect();
-    let labels: Vec<usize> = dataset.items.iter().map(|i| i.label.index()).collect();
+    let (chosen, seed, part): (Vec<usize>, u64, String) = match a.fold {
+        Some(k) => {
+            let fold = dataset.fold(k).with_context(|| format!("{} has no fold {k}", dataset.name))?;
+            (fold.train.clone(), a.recipe.seed.wrapping_add(k as u64), format!("fold {k} train part, {} images", fold.train.len()))
+        }
+        None => ((0..dataset.items.len()).collect(), a.recipe.seed, format!("{} images", dataset.items.len())),
+    };
+    let images: Vec<&image::RgbImage> = chosen.iter().map(|&i| &cache.images[i]).collect();
+    let labels: Vec<usize> = chosen.iter().map(|&i| dataset.items[i].label.index()).collect();
     let solver = a.recipe.solver_settings(&a.model.arch);
     let recipe = Recipe { backbone: &backbone, ops: &ops, solver: &solver, head_init: a.recipe.head_init, new_lr_mult: a.recipe.new_lr_mult, eval_batch: a.eval_batch };
     let run_dir = a.out.with_extension("run");
-    let trained = recipe.train("finetune", a.recipe.seed, &images, &labels, &run_dir, |_| None)?;
+    let trained = recipe.train("finetune", seed, &images, &labels, &run_dir, |_| None)?;
     let cv_accuracy = match &a.cv {
         Some(p) => {
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?;
@@ -57,7 +69,7 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
         card: ModelCard {
             backbone: a.model.arch.name(),
             pretrained_from: weights.display().to_string(),
-            trained_on: format!("{} ({} images, {})", dataset.name, dataset.items.len(), req.root.display()),
+            trained_on: format!("{} ({part}, {})", dataset.name, req.root.display()),
             surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),
             settings: serde_json::json!({ "solver": solver, "head_init": a.recipe.head_init, "new_lr_mult": a.recipe.new_lr_mult, "seed": a.recipe.seed }),
             cv_accuracy,

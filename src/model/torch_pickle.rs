@@ -29,7 +29,9 @@ pub struct TorchError {
     pub message: String,
 }
 
+/// Pickle values as read (some, such as booleans, are read but never used).
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 enum Value {
     None,
     Bool(bool),
@@ -182,7 +184,7 @@ fn unpickle(b: &[u8], start: usize, sizes: &mut HashMap<String, usize>) -> Resul
                 stack.push(Value::Str(String::from_utf8_lossy(take(&mut p, n)?).into_owned()));
             }
             b'c' => {
-                let mut line = |p: &mut usize| -> Result<String, String> {
+                let line = |p: &mut usize| -> Result<String, String> {
                     let end = b[*p..].iter().position(|&c| c == b'\n').ok_or("GLOBAL without newline")?;
                     let s = String::from_utf8_lossy(&b[*p..*p + end]).into_owned();
                     *p += end + 1;
