@@ -17,19 +17,19 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     /// Largest request body, in MiB.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = Limits::default().max_body >> 20)]
     max_body_mb: usize,
     /// Largest image, in pixels (width × height, read from the header before decoding).
-    #[arg(long, default_value_t = 40_000_000)]
+    #[arg(long, default_value_t = Limits::default().max_pixels)]
     max_pixels: u64,
     /// Most files in one multipart request.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = Limits::default().max_files)]
     max_files: usize,
     /// Requests held at once; more are answered 503.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = Limits::default().max_in_flight)]
     max_in_flight: usize,
     /// Images per forward pass (concurrent requests are batched together).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = Limits::default().batch)]
     batch: usize,
 }
 
