@@ -72,6 +72,7 @@ struct FoldFile {
     settings: ProbeSettings,
     fold: usize,
     results: Vec<(String, Classifier, usize, FoldProbe)>,
+    /// Time to fit this fold's classifiers (features excluded).
     seconds: f64,
 }
 
@@ -122,7 +123,7 @@ impl Probe<'_> {
                 let net = Net::new(model.spec.clone(), &model.weights, &Device::flex())?;
                 let grams = self.grams(&net, model, &images, self.export.as_deref())?;
                 for f in pending {
-                    let file = self.probe_fold(f, &images, &grams, t0)?;
+                    let file = self.probe_fold(f, &images, &grams)?;
                     self.save_fold(work, &file)?;
                     done.insert(f.number, file);
                 }
@@ -135,8 +136,7 @@ impl Probe<'_> {
                     let images: Vec<usize> = f.train.iter().chain(&f.test).copied().collect();
                     let export = self.export.as_ref().map(|d| d.join(format!("fold{}", f.number)));
                     let grams = self.grams(&net, &model, &images, export.as_deref())?;
-                    let started = std::time::Instant::now();
-                    let file = self.probe_fold(f, &images, &grams, started)?;
+                    let file = self.probe_fold(f, &images, &grams)?;
                     self.save_fold(work, &file)?;
                     done.insert(f.number, file);
                 }
@@ -183,7 +183,7 @@ impl Probe<'_> {
 
     /// Fits and scores every (layer, classifier) of one fold; `images` maps
     /// the Gram matrices' rows to dataset items.
-    fn probe_fold(&self, fold: &Fold, images: &[usize], grams: &[LayerGram], started: std::time::Instant) -> Result<FoldFile> {
+    fn probe_fold(&self, fold: &Fold, images: &[usize], grams: &[LayerGram]) -> Result<FoldFile> {
         let row_of: HashMap<usize, usize> = images.iter().enumerate().map(|(r, &i)| (i, r)).collect();
         let rows = |idx: &[usize]| idx.iter().map(|i| row_of[i]).collect::<Vec<_>>();
         let (train, test) = (rows(&fold.train), rows(&fold.test));
@@ -208,7 +208,7 @@ impl Probe<'_> {
         bar.finish_and_clear();
         eprintln!("fold {}: {} classifiers fitted in {:.0} s", fold.number, grams.len() * self.settings.classifiers.len(), fitting.elapsed().as_secs_f64());
         let results: Vec<_> = results.into_iter().flatten().collect();
-        Ok(FoldFile { settings: self.settings.clone(), fold: fold.number, results, seconds: started.elapsed().as_secs_f64() })
+        Ok(FoldFile { settings: self.settings.clone(), fold: fold.number, results, seconds: fitting.elapsed().as_secs_f64() })
     }
 
     fn load_fold(&self, work: &Path, fold: usize) -> Result<Option<FoldFile>> {
