@@ -238,6 +238,13 @@ impl Converter<'_> {
                 let p = param("convolution_param")?;
                 let Some(n) = p.get("num_output") else { return self.err(pos, "Convolution without num_output") };
                 let pad = self.pair(p, "pad", "pad_h", "pad_w", 0, pos)?;
+                // deepsent's extension for TensorFlow "same" padding: the padding
+                // after (bottom, right) when it differs from the padding before.
+                let pad_end = if ["pad_end", "pad_end_h", "pad_end_w"].iter().any(|f| p.get(f).is_some()) {
+                    self.pair(p, "pad_end", "pad_end_h", "pad_end_w", 0, pos)?
+                } else {
+                    pad
+                };
                 let kernel = self.pair(p, "kernel_size", "kernel_h", "kernel_w", 0, pos)?;
                 if kernel.contains(&0) {
                     return self.err(pos, "Convolution without kernel_size");
@@ -247,7 +254,7 @@ impl Converter<'_> {
                     num_output: self.number(n)?,
                     kernel,
                     stride: self.pair(p, "stride", "stride_h", "stride_w", 1, pos)?,
-                    pad: [(pad[0], pad[0]), (pad[1], pad[1])],
+                    pad: [(pad[0], pad_end[0]), (pad[1], pad_end[1])],
                     dilation: match dil[..] {
                         [] => [1, 1],
                         [d] => [d, d],

@@ -26,10 +26,13 @@ pub fn to_prototxt(spec: &NetSpec) -> String {
         };
         match &l.kind {
             LayerKind::Convolution { num_output, kernel, stride, pad, dilation, group, bias } => {
-                // Caffe pads symmetrically; an asymmetric (TensorFlow "same") pad is written as its begin
-                // part with a comment, since Caffe cannot express it.
-                let sym = [pad[0].0, pad[1].0];
-                let _ = write!(s, "  convolution_param {{ num_output: {num_output}{}{}{}", pair("kernel", *kernel), pair("stride", *stride), pair("pad", sym));
+                // Caffe pads symmetrically; an asymmetric (TensorFlow "same") pad
+                // adds deepsent's `pad_end_h` / `pad_end_w` (padding after: bottom, right).
+                let begin = [pad[0].0, pad[1].0];
+                let _ = write!(s, "  convolution_param {{ num_output: {num_output}{}{}{}", pair("kernel", *kernel), pair("stride", *stride), pair("pad", begin));
+                if pad[0].0 != pad[0].1 || pad[1].0 != pad[1].1 {
+                    let _ = write!(s, " pad_end_h: {} pad_end_w: {}", pad[0].1, pad[1].1);
+                }
                 if *dilation != [1, 1] {
                     let _ = write!(s, " dilation: {} dilation: {}", dilation[0], dilation[1]);
                 }
@@ -40,9 +43,6 @@ pub fn to_prototxt(spec: &NetSpec) -> String {
                     let _ = write!(s, " bias_term: false");
                 }
                 let _ = writeln!(s, " }}");
-                if pad[0].0 != pad[0].1 || pad[1].0 != pad[1].1 {
-                    let _ = writeln!(s, "  # deepsent: asymmetric padding {pad:?}");
-                }
             }
             LayerKind::InnerProduct { num_output, bias } => {
                 let _ = writeln!(s, "  inner_product_param {{ num_output: {num_output}{} }}", if *bias { "" } else { " bias_term: false" });
@@ -107,5 +107,24 @@ mod tests {
             let text = super::to_prototxt(&spec);
             assert_eq!(prototxt::parse(&text, "written").unwrap(), spec, "{}", arch.name());
         }
+    }
+
+    #[test]
+    fn asymmetric_padding_round_trips() {
+        // TensorFlow "same" for a 3×3 stride-2 convolution on an even input: 0 before, 1 after.
+        let text = r#"
+            name: "tf" input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+            layer { name: "c" type: "Convolution" bottom: "data" top: "c"
+                    convolution_param { num_output: 4 kernel_size: 3 stride: 2 pad: 0 pad_end: 1 } }
+        "#;
+        let spec = prototxt::parse(text, "tf.prototxt").unwrap();
+        match &spec.layers[0].kind {
+            crate::model::LayerKind::Convolution { pad, .. } => assert_eq!(*pad, [(0, 1), (0, 1)]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(spec.infer_shapes().unwrap().blobs["c"], vec![4, 4, 4], "ceil(8 / 2) as TensorFlow gives");
+        let written = super::to_prototxt(&spec);
+        assert!(written.contains("pad_end_h: 1 pad_end_w: 1"), "{written}");
+        assert_eq!(prototxt::parse(&written, "written").unwrap(), spec);
     }
 }
