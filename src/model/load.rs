@@ -12,14 +12,20 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// Reads a weights file for `spec`, by its kind: `.caffemodel` (Caffe),
-/// `.net` (SqueezeNet's Deep Compression) or `.safetensors` (deepsent).
+/// `.net` (SqueezeNet's Deep Compression), `.pth` (a legacy PyTorch state
+/// dict named after the spec's layers) or `.safetensors` (deepsent).
 pub fn read_weights(path: &Path, spec: &NetSpec) -> Result<Weights> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let mut weights = match ext.as_str() {
         "caffemodel" => caffemodel::read(path)?,
         "net" => deep_compression::read(path, spec)?,
         "safetensors" => SavedModel::load(path)?.weights,
-        _ => bail!("{}: unknown weights format (expected .caffemodel, .net or .safetensors)", path.display()),
+        "pth" => {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(path).with_context(|| format!("reading {name}"))?;
+            super::torch_pickle::weights_for_spec(super::torch_pickle::read_state_dict(&bytes, &name)?, spec, &name)?
+        }
+        _ => bail!("{}: unknown weights format (expected .caffemodel, .net, .pth or .safetensors)", path.display()),
     };
     weights.conform(spec, &path.display().to_string())?;
     weights.retain_spec(spec);

@@ -341,3 +341,42 @@ mod tests {
         assert!(err.starts_with("short.pth: "), "{err}");
     }
 }
+
+/// The weights of `spec` from a PyTorch state dict whose parameter prefixes
+/// are the spec's layer names (as `zoo/efficientnet-lite0.prototxt`):
+/// Convolution / InnerProduct ← `NAME.weight` (+ `NAME.bias`); BatchNorm ←
+/// `NAME.running_mean`, `NAME.running_var` (Caffe's third blob, the scale
+/// factor, 1); Scale `NAME/scale` ← `NAME.weight`, `NAME.bias`.
+pub fn weights_for_spec(tensors: Vec<(String, TorchTensor)>, spec: &super::NetSpec, file: &str) -> Result<super::Weights, TorchError> {
+    use super::{Blob, LayerKind};
+    let mut by_name: HashMap<String, TorchTensor> = tensors.into_iter().collect();
+    let mut take = |key: String| -> Result<Blob, TorchError> {
+        let t = by_name.remove(&key).ok_or_else(|| TorchError { file: file.to_string(), message: format!("no tensor {key} for the network's layer") })?;
+        Ok(Blob::new(t.shape, t.data))
+    };
+    let mut weights = super::Weights::default();
+    for layer in &spec.layers {
+        let name = &layer.name;
+        let blobs = match &layer.kind {
+            LayerKind::Convolution { bias, .. } | LayerKind::InnerProduct { bias, .. } => {
+                let mut b = vec![take(format!("{name}.weight"))?];
+                if *bias {
+                    b.push(take(format!("{name}.bias"))?);
+                }
+                b
+            }
+            LayerKind::BatchNorm { .. } => vec![take(format!("{name}.running_mean"))?, take(format!("{name}.running_var"))?, Blob::new(vec![1], vec![1.0])],
+            LayerKind::Scale { bias } => {
+                let base = name.strip_suffix("/scale").unwrap_or(name);
+                let mut b = vec![take(format!("{base}.weight"))?];
+                if *bias {
+                    b.push(take(format!("{base}.bias"))?);
+                }
+                b
+            }
+            _ => continue,
+        };
+        weights.layers.insert(name.clone(), blobs);
+    }
+    Ok(weights)
+}
