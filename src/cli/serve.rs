@@ -38,33 +38,33 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     let limits = Limits { max_body: a.max_body_mb << 20, max_pixels: a.max_pixels, max_files: a.max_files, max_in_flight: a.max_in_flight, batch: a.batch };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        // The handlers are installed before the address is announced: a client
+        // that reads the line and sends SIGTERM at once must get a clean stop.
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(&a.addr).await.with_context(|| format!("listening on {}", a.addr))?;
         println!("listening on http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
-        serve(predictor, limits, listener, shutdown_signal()).await
+        serve(predictor, limits, listener, shutdown).await
     })?;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or Ctrl-C: stop accepting, finish what is in progress.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or Ctrl-C: stop accepting, finish what is in progress. The
+/// handlers are registered when this is called, not when the future is first
+/// polled.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
