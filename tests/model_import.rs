@@ -202,16 +202,20 @@ fn efficientnet_lite0_legacy_checkpoint_is_read() {
 /// ImageNet check photos resized straight to 224, RGB, (x − 127) / 128.
 #[test]
 fn efficientnet_lite0_classifies_the_check_photos() {
-    use deepsent::preprocess::{ChannelOrder, Preprocess, Resize};
-    let proto = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/model/zoo/efficientnet-lite0.prototxt");
-    let spec = deepsent::model::caffe::prototxt::parse(&std::fs::read_to_string(&proto).unwrap(), "efficientnet-lite0.prototxt").unwrap();
+    use deepsent::preprocess::{ChannelOrder, Resize};
+    let arch: deepsent::model::Arch = "efficientnet-lite0".parse().unwrap();
+    let spec = arch.spec().unwrap();
     assert_eq!(spec.parameter_count().unwrap(), 4_652_008, "the checkpoint's weights and BatchNorm affine parameters");
     let shapes = spec.infer_shapes().unwrap();
     assert_eq!(shapes.blobs["head"], vec![1280, 7, 7]);
     let pth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/assets/efficientnet/efficientnet-lite0-57934424.pth");
     let weights = deepsent::model::load::read_weights(&pth, &spec).unwrap();
-    let net = deepsent::model::Net::new(spec, &weights, &burn::prelude::Device::flex()).unwrap();
-    let pre = Preprocess { resize: Resize::Direct, crop: 224, channel_order: ChannelOrder::Rgb, mean: [127.0; 3], scale: 1.0 / 128.0 };
+    let net = deepsent::model::Net::new(spec.clone(), &weights, &burn::prelude::Device::flex()).unwrap();
+    // The architecture's own transform, but resized straight to 224 (the
+    // classes below were found that way) instead of a crop of a 256 warp.
+    let mut pre = arch.preprocess(&spec);
+    assert_eq!((pre.crop, pre.channel_order, pre.mean, pre.scale), (224, ChannelOrder::Rgb, [127.0; 3], 1.0 / 128.0));
+    pre.resize = Resize::Direct;
     let expected = [("bird.bmp", 19), ("dragonfly.bmp", 319), ("grace_hopper.bmp", 652), ("sunflower.bmp", 985), ("cat_720p.jpg", 285), ("hot_dog.jpg", 934), ("parrot.jpg", 88)];
     let paths: Vec<PathBuf> = expected.iter().map(|(f, _)| common::imagenet_check_dir().join(f)).collect();
     let rows = deepsent::serve::classify::output_rows(&net, &pre, &paths, 8, deepsent::preprocess::DEFAULT_MAX_PIXELS).unwrap();

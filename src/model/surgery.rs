@@ -331,11 +331,26 @@ const SQUEEZENET: &[Preset] = &[
     preset("fire8-2", "append:fire7/concat:fire8_2:2,pool-after:fire8_2,freeze-to:fire4/conv3x3_2", "fc6-2: fire8 and above replaced by a 2-output 1×1 conv on fire7 + global pool", Some("fc6-2")),
 ];
 
+/// EfficientNet-Lite0's top is head (1×1 conv to 1,280, BatchNorm, ReLU6)
+/// → global average pool → dropout 0.2 → _fc (1,000). Its BatchNorm layers
+/// keep their ImageNet statistics while fine-tuning (Caffe's
+/// use_global_stats), so small batches do not disturb them.
+const EFFICIENTNET_LITE0: &[Preset] = &[
+    preset("ft", "replace:_fc:2", "_fc replaced by 2 outputs (the paper's recipe)", Some("ft")),
+    preset(
+        "lpft",
+        "replace:_fc:2,remove:dropout,freeze-to:_blocks.12._bn2/scale",
+        "_fc replaced by 2 outputs, dropout removed, the stem and blocks 0…12 frozen; meant for --head-init probe",
+        Some("ft"),
+    ),
+];
+
 /// Named surgeries of a backbone.
 pub fn presets(backbone: &str) -> &'static [Preset] {
     match backbone {
         "caffenet" => CAFFENET,
         "squeezenet1.0" => SQUEEZENET,
+        "efficientnet-lite0" => EFFICIENTNET_LITE0,
         _ => &[],
     }
 }

@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn written_specs_read_back_equal() {
-        for arch in [Arch::CaffeNet, Arch::SqueezeNet10] {
+        for arch in [Arch::CaffeNet, Arch::SqueezeNet10, Arch::EfficientNetLite0] {
             let spec = arch.spec().unwrap();
             let text = super::to_prototxt(&spec);
             assert_eq!(prototxt::parse(&text, "written").unwrap(), spec, "{}", arch.name());
