@@ -12,6 +12,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod experiment;
 pub mod locate;
 pub mod model;
 pub mod preprocess;

@@ -59,7 +59,7 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
     if !r.degenerate_folds.is_empty() {
         println!("degenerate folds (tied or constant answers): {:?}", r.degenerate_folds);
     }
-    let command = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
+    let command = super::command_line();
     std::fs::write(a.out.join("results.md"), deepsent::report::tables::crossval_table(&r, &command))?;
     println!("results: {} and results.md", a.out.join("results.json").display());
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ mod predict;
 mod probe;
 mod recipe_args;
 mod report;
+mod reproduce;
 mod serve;
 mod surgery;
 mod weights;
@@ -49,6 +50,8 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Sentiment of images with a fine-tuned model.
     Predict(predict::PredictArgs),
+    /// Run an experiment file into a report with every table and plot (start here).
+    Reproduce(reproduce::ReproduceArgs),
     /// Tables from finished runs.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -68,6 +71,11 @@ enum Command {
     Weights(weights::WeightsCommand),
 }
 
+/// The command line as typed, for the "made with" line of tables.
+fn command_line() -> String {
+    std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ")
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -79,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Report(cmd) => report::run(cmd),
+        Command::Reproduce(args) => reproduce::run(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Surgery(args) => surgery::run(args),
         Command::Bench(args) => bench::run(args),

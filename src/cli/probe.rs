@@ -3,7 +3,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use deepsent::eval::crossval::CrossvalConfig;
 use deepsent::eval::linear::{CSearch, Classifier};
-use deepsent::eval::probe::{Models, Probe, ProbeSettings};
+use deepsent::eval::probe::{probe_name, probe_run, Probe, ProbeSettings};
 use deepsent::model::{load, Arch};
 use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
 use std::path::PathBuf;
@@ -83,23 +83,10 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         memory_bytes: (a.memory_gib * (1u64 << 30) as f64) as usize,
         export: a.export_features.clone(),
     };
-    let name = if a.pretrained { "probe-pretrained" } else { "probe" };
-    let (models, model_name) = if a.pretrained {
-        (Models::Shared(&backbone), config.backbone.clone())
-    } else {
-        (Models::PerFold(&a.run), config.backbone.clone())
-    };
-    let mut report = probe.run(&models, &model_name, &a.run.join(name))?;
-    report.source = if a.pretrained {
-        format!("ImageNet weights {}", config.weights)
-    } else {
-        format!("{}/foldK/model.safetensors: surgery {}, head {:?}, base lr {}, {} epochs", a.run.display(), config.surgery, config.head_init, config.solver.base_lr, config.solver.epochs)
-    };
-    std::fs::write(a.run.join(format!("{name}.json")), serde_json::to_string_pretty(&report)?)?;
-    let command = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
+    let command = super::command_line();
+    let report = probe_run(&probe, &a.run, &config, &backbone, a.pretrained, &command)?;
+    let name = probe_name(a.pretrained);
     let table = deepsent::report::tables::probe_table(&report, &command);
-    std::fs::write(a.run.join(format!("{name}.md")), &table)?;
-    deepsent::report::plot::probe_plot(&report, &a.run.join(name))?;
     println!("{table}");
     println!("results: {0}/{name}.json, {name}.md, {name}.png, {name}.svg", a.run.display());
     Ok(ExitCode::SUCCESS)

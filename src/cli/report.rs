@@ -1,8 +1,6 @@
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use deepsent::eval::crossval::CrossvalResults;
-use deepsent::model::surgery::{parse_ops, presets, Patient};
-use deepsent::model::Arch;
 use deepsent::report::tables::{surgery_table, VariantRow};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,16 +28,12 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
                     .with_context(|| format!("parsing {}", path.display()))?;
                 loaded.push((run, r));
             }
-            let mut rows = Vec::new();
             let backbone = loaded[0].1.config.backbone.clone();
-            for (run, r) in &loaded {
-                let arch: Arch = r.config.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-                let patient = Patient::structure(arch.spec()?)?.operate(&parse_ops(&r.config.surgery)?, 0)?;
-                let preset = presets(&r.config.backbone).iter().find(|p| p.ops == r.config.surgery);
-                let name = preset.map(|p| p.name.to_string()).unwrap_or_else(|| run.file_name().map_or("run".into(), |n| n.to_string_lossy().to_string()));
-                rows.push(VariantRow { name, paper: preset.and_then(|p| p.paper), parameters: patient.spec.parameter_count()?, new_layers: patient.new_layers.clone(), results: r });
-            }
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let rows = loaded
+                .iter()
+                .map(|(run, r)| VariantRow::of_run(&run.file_name().map_or("run".into(), |n| n.to_string_lossy().to_string()), r))
+                .collect::<Result<Vec<_>>>()?;
+            let command = super::command_line();
             let table = surgery_table(&backbone, &rows, &command);
             match out {
                 Some(path) => {

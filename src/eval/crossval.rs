@@ -146,8 +146,11 @@ impl Crossval<'_> {
         let Trained { net, log, probe_init, acc_before } = recipe.train(&name, seed, &train_x, &train_y, dir, |net| Some(test_accuracy(net)))?;
         let acc_center_before = acc_before;
         let train_seconds = log.last().map(|l| l.seconds).unwrap_or(0.0).max(t0.elapsed().as_secs_f64());
-        let center = score(&probabilities(&net, pre, &test_x, Views::Center, self.eval_batch), &test_y);
-        let oversample = score(&probabilities(&net, pre, &test_x, Views::TenCrop, self.eval_batch), &test_y);
+        let center_p = probabilities(&net, pre, &test_x, Views::Center, self.eval_batch);
+        let oversample_p = probabilities(&net, pre, &test_x, Views::TenCrop, self.eval_batch);
+        super::predictions::write(&dir.join(super::predictions::FILE), &super::predictions::rows(self.dataset, fold, &center_p, &oversample_p))?;
+        let center = score(&center_p, &test_y);
+        let oversample = score(&oversample_p, &test_y);
         for (what, s) in [("centre crop", &center), ("10-crop", &oversample)] {
             if let Some(why) = &s.degenerate {
                 eprintln!("warning: {name} ({what}) is degenerate: {why}; its accuracy {:.3} means nothing", s.accuracy);

@@ -5,6 +5,7 @@ pub mod features;
 pub mod linear;
 pub mod metrics;
 pub mod npy;
+pub mod predictions;
 pub mod probe;
 pub mod probe_init;
 pub mod recipe;

@@ -135,3 +135,22 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
     let _ = writeln!(s, "\nCommand:\n\n```sh\n{command}\n```");
     s
 }
+
+impl<'a> VariantRow<'a> {
+    /// The row of a finished run: named after its preset when its surgery
+    /// is one, else `fallback`; parameters counted on the operated spec.
+    pub fn of_run(fallback: &str, results: &'a CrossvalResults) -> anyhow::Result<VariantRow<'a>> {
+        use crate::model::surgery::{parse_ops, presets, Patient};
+        let c = &results.config;
+        let arch: crate::model::Arch = c.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let patient = Patient::structure(arch.spec()?)?.operate(&parse_ops(&c.surgery)?, 0)?;
+        let preset = presets(&c.backbone).iter().find(|p| p.ops == c.surgery);
+        Ok(VariantRow {
+            name: preset.map_or_else(|| fallback.to_string(), |p| p.name.to_string()),
+            paper: preset.and_then(|p| p.paper),
+            parameters: patient.spec.parameter_count()?,
+            new_layers: patient.new_layers.clone(),
+            results,
+        })
+    }
+}

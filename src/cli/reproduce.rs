@@ -1,0 +1,51 @@
+use anyhow::Result;
+use clap::Args;
+use deepsent::experiment::{runner, Experiment};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run an experiment file: every table of the paper into one report.
+#[derive(Args)]
+pub struct ReproduceArgs {
+    /// The experiment (TOML), e.g. experiments/squeezenet.toml.
+    experiment: PathBuf,
+    /// Report directory [default: reports/<experiment name>, with -quick for --quick].
+    /// Run the same command again to resume.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The small version (a few folds, one epoch, one surgery variant, a few
+    /// layers): minutes instead of hours, to see the whole pipeline work.
+    #[arg(long)]
+    quick: bool,
+    /// Models directory [default: $DEEPSENT_MODELS, else ../shared/models].
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Images per test-time forward pass.
+    #[arg(long, default_value_t = 16)]
+    eval_batch: usize,
+    /// Memory for probe features held at once, in GiB.
+    #[arg(long, default_value_t = 4.0)]
+    memory_gib: f64,
+}
+
+pub fn run(a: ReproduceArgs) -> Result<ExitCode> {
+    let exp = Experiment::load(&a.experiment)?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        let stem = a.experiment.file_stem().map_or("report".into(), |s| s.to_string_lossy().to_string());
+        PathBuf::from("reports").join(if a.quick { format!("{stem}-quick") } else { stem })
+    });
+    let command = super::command_line();
+    let options = runner::Options {
+        quick: a.quick,
+        models: a.models.clone(),
+        eval_batch: a.eval_batch,
+        probe_memory: (a.memory_gib * (1u64 << 30) as f64) as usize,
+        command: command.clone(),
+    };
+    let outcome = runner::run(&exp, &out, &options)?;
+    deepsent::report::reproduction::write(&outcome, &out, a.eval_batch, &command)?;
+    let (_, ft) = &outcome.finetune;
+    println!("Table 1: centre {:.3} ± {:.3}, 10-crop {:.3} ± {:.3} (paper: 0.817 ± 0.038, 0.830 ± 0.034)", ft.mean_center, ft.std_center, ft.mean_oversample, ft.std_oversample);
+    println!("report: {0}/index.html (open it in a browser), {0}/index.md, {0}/results.json", out.display());
+    Ok(ExitCode::SUCCESS)
+}

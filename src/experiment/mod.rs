@@ -1,0 +1,286 @@
+//! Experiments as data: a TOML file names the backbone, the data, the
+//! fine-tuning recipe (Table 1), the probes (Table 2) and the surgery
+//! variants (Tables 3–4); `deepsent reproduce` runs it into a report.
+//! Every default is the paper's setting, so `experiments/paper.toml` is short.
+
+pub mod runner;
+
+use crate::data::Subset;
+use crate::eval::linear::Classifier;
+use crate::eval::recipe::HeadInit;
+use crate::model::surgery;
+use crate::train::SolverSettings;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Title of the report.
+    pub title: String,
+    /// caffenet, squeezenet1.0, efficientnet-lite0 or a .prototxt.
+    pub backbone: String,
+    /// ImageNet weights [default: the backbone's own, in the models
+    /// directory or fetched with `deepsent weights fetch`]. Relative paths are
+    /// relative to the experiment file.
+    #[serde(default)]
+    pub weights: Option<PathBuf>,
+    #[serde(default)]
+    pub data: DataSection,
+    /// Table 1: the fine-tuning recipe.
+    #[serde(default)]
+    pub finetune: Recipe,
+    /// Table 2.
+    #[serde(default)]
+    pub probes: ProbeSection,
+    /// Tables 3–4: each variant is fine-tuned like `finetune` with its own surgery.
+    #[serde(default)]
+    pub surgery: Vec<Variant>,
+    /// What `--quick` keeps.
+    #[serde(default)]
+    pub quick: QuickSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Dataset root [default: $DEEPSENT_DATA, else ../shared/data/twitter].
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    #[serde(default = "default_subset")]
+    pub subset: Subset,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection { root: None, subset: Subset::Five }
+    }
+}
+
+fn default_subset() -> Subset {
+    Subset::Five
+}
+
+/// A fine-tuning recipe; unset fields take the paper's values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// A surgery preset of the backbone or ops [default: ft].
+    pub surgery: Option<String>,
+    pub base_lr: Option<f64>,
+    pub step_epochs: Option<f64>,
+    pub gamma: Option<f64>,
+    pub momentum: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub epochs: Option<f64>,
+    pub batch: Option<usize>,
+    pub micro_batch: Option<usize>,
+    pub head_init: Option<HeadInit>,
+    pub new_lr_mult: Option<f32>,
+    pub seed: Option<u64>,
+}
+
+impl Recipe {
+    /// `self` with the fields of `over` that are set.
+    pub fn overridden_by(&self, over: &Recipe) -> Recipe {
+        macro_rules! pick {
+            ($($f:ident),*) => { Recipe { $($f: over.$f.clone().or(self.$f.clone())),* } };
+        }
+        pick!(surgery, base_lr, step_epochs, gamma, momentum, weight_decay, epochs, batch, micro_batch, head_init, new_lr_mult, seed)
+    }
+
+    pub fn surgery(&self) -> &str {
+        self.surgery.as_deref().unwrap_or("ft")
+    }
+
+    /// The solver: set fields, else the surgery preset's own base rate (the
+    /// paper's fc6-2), else the paper's defaults.
+    pub fn solver(&self, backbone: &str) -> SolverSettings {
+        let d = SolverSettings::default();
+        let preset_lr = surgery::find_preset(backbone, self.surgery()).and_then(|p| p.base_lr);
+        SolverSettings {
+            base_lr: self.base_lr.or(preset_lr).unwrap_or(d.base_lr),
+            momentum: self.momentum.unwrap_or(d.momentum),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            gamma: self.gamma.unwrap_or(d.gamma),
+            step_epochs: self.step_epochs.unwrap_or(d.step_epochs),
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch: self.batch.unwrap_or(d.batch),
+            micro_batch: self.micro_batch.unwrap_or(d.micro_batch),
+        }
+    }
+
+    pub fn head_init(&self) -> HeadInit {
+        self.head_init.unwrap_or(HeadInit::Random)
+    }
+
+    pub fn new_lr_mult(&self) -> f32 {
+        self.new_lr_mult.unwrap_or(10.0)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSection {
+    /// Probe the ImageNet model.
+    #[serde(default = "yes")]
+    pub pretrained: bool,
+    /// Probe each fold's fine-tuned model (Table 1's run).
+    #[serde(default = "yes")]
+    pub finetuned: bool,
+    /// Layer outputs [default: every trunk blob].
+    #[serde(default)]
+    pub layers: Vec<String>,
+    #[serde(default = "both_classifiers")]
+    pub classifiers: Vec<Classifier>,
+    #[serde(default = "three")]
+    pub inner_folds: usize,
+}
+
+impl Default for ProbeSection {
+    fn default() -> Self {
+        ProbeSection { pretrained: true, finetuned: true, layers: Vec::new(), classifiers: both_classifiers(), inner_folds: 3 }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn three() -> usize {
+    3
+}
+fn both_classifiers() -> Vec<Classifier> {
+    vec![Classifier::Svm, Classifier::Softmax]
+}
+
+/// A surgery variant: its name (a preset name unless `surgery` is given)
+/// and what it changes in the `finetune` recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(flatten)]
+    pub recipe: Recipe,
+}
+
+impl Variant {
+    /// The full recipe: `finetune`'s, then the variant's own fields; the
+    /// surgery is the variant's name unless it gives one. A preset's own base
+    /// rate (the paper's fc6-2) applies when neither sets `base_lr`.
+    pub fn recipe(&self, base: &Recipe) -> Recipe {
+        let mut r = base.overridden_by(&self.recipe);
+        r.surgery = Some(self.recipe.surgery.clone().unwrap_or_else(|| self.name.clone()));
+        r
+    }
+}
+
+/// The small version `--quick` runs (stated in the report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuickSection {
+    #[serde(default = "quick_folds")]
+    pub folds: Vec<usize>,
+    #[serde(default = "one")]
+    pub epochs: f64,
+    /// Surgery variants kept (by name) [default: the first].
+    #[serde(default)]
+    pub surgery: Option<Vec<String>>,
+    /// Probed layers [default: a few, spread over the depth].
+    #[serde(default)]
+    pub probe_layers: Option<Vec<String>>,
+}
+
+impl Default for QuickSection {
+    fn default() -> Self {
+        QuickSection { folds: quick_folds(), epochs: 1.0, surgery: None, probe_layers: None }
+    }
+}
+
+fn quick_folds() -> Vec<usize> {
+    vec![1, 2]
+}
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Experiment {
+    /// Reads and checks an experiment file; errors name the file and line.
+    pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Read { path: path.into(), source })?;
+        let mut exp = Self::parse(&text, path)?;
+        if let Some(w) = &exp.weights {
+            if w.is_relative() {
+                exp.weights = Some(path.parent().unwrap_or(Path::new(".")).join(w));
+            }
+        }
+        Ok(exp)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
+        let exp: Experiment = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_column(text, s.start)).unwrap_or((0, 0));
+            ExperimentError::Parse { path: path.into(), line, column, message: e.message().to_string() }
+        })?;
+        exp.check().map_err(|message| ExperimentError::Invalid { path: path.into(), message })?;
+        Ok(exp)
+    }
+
+    /// What serde cannot see: surgeries that parse, names that are unique.
+    fn check(&self) -> Result<(), String> {
+        let recipes = std::iter::once(("finetune".to_string(), self.finetune.clone())).chain(self.surgery.iter().map(|v| (format!("surgery {}", v.name), v.recipe(&self.finetune))));
+        for (what, r) in recipes {
+            surgery::resolve(&self.backbone, r.surgery()).map_err(|e| format!("{what}: {e}"))?;
+        }
+        let mut names: Vec<&str> = self.surgery.iter().map(|v| v.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("surgery variant {:?} is listed twice", w[0]));
+        }
+        if let Some(q) = &self.quick.surgery {
+            if let Some(unknown) = q.iter().find(|n| !self.surgery.iter().any(|v| &v.name == *n)) {
+                return Err(format!("[quick] surgery names {unknown:?}, which is not a [[surgery]] variant"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The experiment `--quick` runs: fewer folds and epochs, fewer variants and layers.
+    pub fn quick(&self) -> Experiment {
+        let mut q = self.clone();
+        let epochs = self.quick.epochs;
+        q.finetune.epochs = Some(epochs);
+        q.finetune.step_epochs = Some(q.finetune.step_epochs.unwrap_or(6.0).min(epochs));
+        let keep: Vec<String> = self.quick.surgery.clone().unwrap_or_else(|| self.surgery.iter().take(1).map(|v| v.name.clone()).collect());
+        q.surgery.retain(|v| keep.contains(&v.name));
+        for v in &mut q.surgery {
+            v.recipe.epochs = Some(epochs);
+            v.recipe.step_epochs = Some(v.recipe.step_epochs.unwrap_or(6.0).min(epochs));
+        }
+        if let Some(layers) = &self.quick.probe_layers {
+            q.probes.layers = layers.clone();
+        }
+        q
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}

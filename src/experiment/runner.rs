@@ -1,0 +1,165 @@
+//! Runs an experiment into a report directory: Table 1's cross-validation,
+//! the probes of Table 2 and the surgery variants of Tables 3–4, each in its
+//! own resumable run directory under `REPORT/runs/`, then the report.
+//! Running it again skips what is complete and resumes what is half done
+//! (the runs themselves resume; this file only orders them).
+
+use super::{Experiment, Recipe};
+use crate::data::{DataRequest, Dataset, FoldSource};
+use crate::eval::crossval::{Crossval, CrossvalConfig, CrossvalResults};
+use crate::eval::linear::CSearch;
+use crate::eval::probe::{probe_name, probe_run, Probe, ProbeReport, ProbeSettings};
+use crate::model::saved::SavedModel;
+use crate::model::{load, surgery, Arch};
+use crate::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+pub struct Options {
+    pub quick: bool,
+    /// Models directory for the backbone's default weights.
+    pub models: Option<PathBuf>,
+    /// Images per test-time forward pass.
+    pub eval_batch: usize,
+    /// Memory for probe features, bytes.
+    pub probe_memory: usize,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+/// Everything a report is made from.
+pub struct Outcome {
+    pub experiment: Experiment,
+    pub quick: bool,
+    pub dataset: Dataset,
+    /// The decoded images (for predictions of runs made before they were kept).
+    pub cache: ImageCache,
+    pub finetune: (PathBuf, CrossvalResults),
+    pub probes: Vec<(PathBuf, ProbeReport)>,
+    pub surgery: Vec<(String, PathBuf, CrossvalResults)>,
+    pub weights: PathBuf,
+    pub seconds: f64,
+}
+
+/// The run directory of Table 1 and of a surgery variant.
+pub fn finetune_dir(out: &Path) -> PathBuf {
+    out.join("runs").join("finetune")
+}
+pub fn variant_dir(out: &Path, name: &str) -> PathBuf {
+    out.join("runs").join("surgery").join(name)
+}
+
+pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outcome> {
+    let t0 = std::time::Instant::now();
+    let exp = if options.quick { original.quick() } else { original.clone() };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    pin_experiment(&exp, options.quick, out)?;
+
+    let arch: Arch = exp.backbone.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let weights = match &exp.weights {
+        Some(w) => w.clone(),
+        None => {
+            let models = crate::locate::models_dir(options.models.as_deref())?;
+            arch.default_weights(&models).with_context(|| {
+                let how = arch.fetch_hint().map(|h| format!("{h}, or ")).unwrap_or_default();
+                format!("no ImageNet weights for {} in {}: {how}set `weights` in the experiment file", arch.name(), models.display())
+            })?
+        }
+    };
+    let backbone = load::load_model(Some(&arch), &weights)?;
+    let req = DataRequest { root: crate::locate::data_root(exp.data.root.as_deref())?, subset: exp.data.subset, folds: FoldSource::Drawn { k: 5, seed: 0 } };
+    let dataset = crate::data::load(&req).into_result()?;
+    let folds: Vec<usize> = if options.quick { exp.quick.folds.clone() } else { dataset.folds.iter().map(|f| f.number).collect() };
+    let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
+    let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
+    let described = format!("{} ({})", dataset.name, req.root.display());
+    let runs = Runs { arch: &arch, weights: &weights, backbone: &backbone, dataset: &dataset, described: &described, cache: &cache, folds: &folds, options };
+
+    let total = 1 + exp.surgery.len();
+    step(1, total, &format!("Table 1: fine-tuning `{}`, {} folds", exp.finetune.surgery(), folds.len()));
+    let ft_dir = finetune_dir(out);
+    let finetune = runs.crossval(&exp.finetune, &ft_dir)?;
+
+    let mut probes = Vec::new();
+    let settings = ProbeSettings { layers: exp.probes.layers.clone(), classifiers: exp.probes.classifiers.clone(), search: CSearch { inner_folds: exp.probes.inner_folds, ..CSearch::default() } };
+    for (pretrained, wanted) in [(true, exp.probes.pretrained), (false, exp.probes.finetuned)] {
+        if !wanted {
+            continue;
+        }
+        eprintln!("\nTable 2: probes of the {} model", if pretrained { "pretrained" } else { "fine-tuned" });
+        let probe = Probe { dataset: &dataset, cache: &cache, folds: folds.clone(), settings: settings.clone(), batch: options.eval_batch, memory_bytes: options.probe_memory, export: None };
+        let report = probe_run(&probe, &ft_dir, &finetune.config, &backbone, pretrained, &options.command)?;
+        probes.push((ft_dir.join(probe_name(pretrained)), report));
+    }
+
+    let mut variants = Vec::new();
+    for (i, v) in exp.surgery.iter().enumerate() {
+        let recipe = v.recipe(&exp.finetune);
+        step(i + 2, total, &format!("Tables 3–4: surgery variant {} (`{}`)", v.name, recipe.surgery()));
+        let dir = variant_dir(out, &v.name);
+        variants.push((v.name.clone(), dir.clone(), runs.crossval(&recipe, &dir)?));
+    }
+    Ok(Outcome {
+        experiment: exp,
+        quick: options.quick,
+        dataset,
+        cache,
+        finetune: (ft_dir, finetune),
+        probes,
+        surgery: variants,
+        weights,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+fn step(i: usize, n: usize, what: &str) {
+    eprintln!("\n[{i}/{n}] {what}");
+}
+
+/// Writes the effective experiment to `REPORT/experiment.toml`, or checks
+/// that a report being resumed was started with the same one.
+fn pin_experiment(exp: &Experiment, quick: bool, out: &Path) -> Result<()> {
+    let text = format!("# The experiment this report runs{}.\n{}", if quick { " (--quick)" } else { "" }, toml::to_string(exp)?);
+    let path = out.join("experiment.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(old) if old != text => bail!(
+            "{} was started with another experiment (see its experiment.toml{}); use another --out, or delete it to start over",
+            out.display(),
+            if old.contains("(--quick)") != quick { ", made with and without --quick" } else { "" }
+        ),
+        Ok(_) => Ok(()),
+        Err(_) => Ok(std::fs::write(&path, text)?),
+    }
+}
+
+struct Runs<'a> {
+    arch: &'a Arch,
+    weights: &'a Path,
+    backbone: &'a SavedModel,
+    dataset: &'a Dataset,
+    described: &'a str,
+    cache: &'a ImageCache,
+    folds: &'a [usize],
+    options: &'a Options,
+}
+
+impl Runs<'_> {
+    fn crossval(&self, recipe: &Recipe, dir: &Path) -> Result<CrossvalResults> {
+        let ops = surgery::resolve(&self.arch.name(), recipe.surgery())?;
+        let config = CrossvalConfig {
+            backbone: self.arch.name(),
+            weights: self.weights.display().to_string(),
+            dataset: self.described.to_string(),
+            surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),
+            solver: recipe.solver(&self.arch.name()),
+            seed: recipe.seed(),
+            folds: self.folds.to_vec(),
+            head_init: recipe.head_init(),
+            new_lr_mult: recipe.new_lr_mult(),
+        };
+        let cv = Crossval { backbone: self.backbone, ops: &ops, dataset: self.dataset, cache: self.cache, config, eval_batch: self.options.eval_batch };
+        let results = cv.run(dir)?;
+        std::fs::write(dir.join("results.md"), crate::report::tables::crossval_table(&results, &self.options.command))?;
+        Ok(results)
+    }
+}

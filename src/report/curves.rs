@@ -1,0 +1,59 @@
+//! Training curves of a crossval run: loss and centre-crop test accuracy
+//! per epoch, one line per fold (from `RUN/foldK/log.jsonl`).
+
+use super::plot::{register_font, FONT};
+use crate::train::fit::EpochLog;
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Each fold's per-epoch log, in fold order; folds without a log are left out.
+pub fn read_logs(run: &Path, folds: &[usize]) -> Result<Vec<(usize, Vec<EpochLog>)>> {
+    let mut out = Vec::new();
+    for &k in folds {
+        let path = run.join(format!("fold{k}")).join("log.jsonl");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let rows = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: bad log line", path.display(), i + 1)))
+            .collect::<Result<Vec<EpochLog>>>()?;
+        out.push((k, rows));
+    }
+    Ok(out)
+}
+
+/// Writes a PNG with two panels: training loss and test accuracy against epoch.
+pub fn training_curves(logs: &[(usize, Vec<EpochLog>)], title: &str, png: &Path) -> Result<()> {
+    register_font();
+    draw(logs, title, BitMapBackend::new(png, (1000, 380)).into_drawing_area()).map_err(|e| anyhow::anyhow!("drawing {}: {e}", png.display()))
+}
+
+fn draw<DB: DrawingBackend>(logs: &[(usize, Vec<EpochLog>)], title: &str, root: DrawingArea<DB, plotters::coord::Shift>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let root = root.titled(title, (FONT, 20))?;
+    let (left, right) = root.split_horizontally(500);
+    let epochs = logs.iter().flat_map(|(_, l)| l.iter().map(|e| e.epoch)).max().unwrap_or(1).max(1) as f64;
+    let max_loss = logs.iter().flat_map(|(_, l)| l.iter().map(|e| e.loss)).filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-3) * 1.05;
+    let panels: [(&DrawingArea<DB, _>, &str, f64, f64, fn(&EpochLog) -> Option<f64>); 2] = [
+        (&left, "training loss", 0.0, max_loss, |e| Some(e.loss)),
+        (&right, "test accuracy (centre crop)", 0.0, 1.0, |e| e.test_acc),
+    ];
+    for (area, what, lo, hi, value) in panels {
+        let mut chart = ChartBuilder::on(area).margin(10).x_label_area_size(36).y_label_area_size(50).build_cartesian_2d(0.0..epochs + 0.5, lo..hi)?;
+        chart.configure_mesh().x_desc("epoch").y_desc(what).label_style((FONT, 13)).axis_desc_style((FONT, 14)).draw()?;
+        for (i, (fold, log)) in logs.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let points: Vec<(f64, f64)> = log.iter().filter_map(|e| value(e).map(|v| (e.epoch as f64, v))).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(format!("fold {fold}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).label_font((FONT, 12)).background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.3)).draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
