@@ -8,7 +8,9 @@
 //! (folds,  (decode, warp,  (spec,    (solver,  (cross-    (tables, plots,
 //!  checks)  crops, cache)  import)   resume)   validation) HTTP)
 //! ```
-//! The command-line interface (`src/cli`) is a thin layer over these modules.
+//! An experiment file (`experiment`) strings the whole study together
+//! (`deepsent reproduce`). The command-line interface (`src/cli`) is a thin
+//! layer over these modules.
 
 pub mod data;
 pub mod eval;

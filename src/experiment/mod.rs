@@ -245,6 +245,17 @@ impl Experiment {
         for (what, r) in recipes {
             surgery::resolve(&self.backbone, r.surgery()).map_err(|e| format!("{what}: {e}"))?;
         }
+        // Probed layers must be blobs of the network (checked where the
+        // architecture is built in; a prototxt path is read at run time).
+        if let Ok(arch) = self.backbone.parse::<crate::model::Arch>() {
+            if !matches!(arch, crate::model::Arch::Prototxt(_)) {
+                let blobs = arch.spec().map_err(|e| e.to_string())?.blob_names();
+                let quick = self.quick.probe_layers.iter().flatten();
+                if let Some(unknown) = self.probes.layers.iter().chain(quick).find(|l| !blobs.contains(l)) {
+                    return Err(format!("probe layer {unknown:?} is not a blob of {} (e.g. {})", self.backbone, blobs.iter().rev().take(4).cloned().collect::<Vec<_>>().join(", ")));
+                }
+            }
+        }
         let mut names: Vec<&str> = self.surgery.iter().map(|v| v.name.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -283,4 +294,54 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Experiment, ExperimentError> {
+        Experiment::parse(text, Path::new("exp.toml"))
+    }
+
+    #[test]
+    fn unset_fields_are_the_papers_settings() {
+        let e = parse("title = \"t\"\nbackbone = \"caffenet\"\n[[surgery]]\nname = \"fc6-2\"\n[[surgery]]\nname = \"fc7-2\"\n").unwrap();
+        let s = e.finetune.solver("caffenet");
+        assert_eq!((s.base_lr, s.step_epochs, s.gamma, s.epochs, s.batch, s.momentum, s.weight_decay), (0.001, 6.0, 0.1, 65.0, 256, 0.9, 5e-4));
+        assert_eq!((e.finetune.surgery(), e.finetune.head_init(), e.finetune.new_lr_mult()), ("ft", HeadInit::Random, 10.0));
+        assert_eq!(e.data.subset, Subset::Five);
+        assert!(e.probes.pretrained && e.probes.finetuned && e.probes.layers.is_empty());
+        // fc6-2 keeps the paper's own base rate, fc7-2 the default.
+        let lr = |v: &Variant| v.recipe(&e.finetune).solver("caffenet").base_lr;
+        assert_eq!((lr(&e.surgery[0]), lr(&e.surgery[1])), (1e-4, 1e-3));
+    }
+
+    #[test]
+    fn variants_inherit_and_override_the_recipe_and_quick_shrinks() {
+        let e = parse(
+            "title = \"t\"\nbackbone = \"squeezenet1.0\"\n[finetune]\nsurgery = \"lpft\"\nbase_lr = 1e-5\nepochs = 8\nhead_init = \"probe\"\n\
+             [[surgery]]\nname = \"fire9-2\"\nbase_lr = 1e-6\n[[surgery]]\nname = \"conv10-1000\"\n[quick]\nfolds = [2]\nepochs = 0.5\nsurgery = [\"conv10-1000\"]\n",
+        )
+        .unwrap();
+        let r = e.surgery[0].recipe(&e.finetune);
+        assert_eq!((r.surgery(), r.base_lr, r.epochs, r.head_init()), ("fire9-2", Some(1e-6), Some(8.0), HeadInit::Probe));
+        assert_eq!(e.surgery[1].recipe(&e.finetune).base_lr, Some(1e-5));
+        let q = e.quick();
+        assert_eq!(q.surgery.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["conv10-1000"]);
+        assert_eq!((q.finetune.epochs, q.finetune.step_epochs), (Some(0.5), Some(0.5)));
+        assert_eq!(q.surgery[0].recipe(&q.finetune).epochs, Some(0.5));
+    }
+
+    #[test]
+    fn mistakes_name_the_line_or_the_field() {
+        let err = parse("title = \"t\"\nbackbone = \"caffenet\"\n\n[finetune]\nepoch = 3\n").unwrap_err().to_string();
+        assert!(err.starts_with("exp.toml:5:") && err.contains("epoch"), "{err}");
+        let err = parse("title = \"t\"\nbackbone = \"caffenet\"\n[[surgery]]\nname = \"fire9-2\"\n").unwrap_err().to_string();
+        assert!(err.contains("surgery fire9-2"), "{err}");
+        let err = parse("title = \"t\"\nbackbone = \"caffenet\"\n[probes]\nlayers = [\"conv9\"]\n").unwrap_err().to_string();
+        assert!(err.contains("conv9"), "{err}");
+        let err = parse("title = \"t\"\nbackbone = \"caffenet\"\n[[surgery]]\nname = \"fc7-2\"\n[[surgery]]\nname = \"fc7-2\"\n").unwrap_err().to_string();
+        assert!(err.contains("twice"), "{err}");
+    }
 }

@@ -110,10 +110,17 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     if o.surgery.is_empty() {
         let _ = writeln!(md, "No surgery variants in this experiment.\n");
     } else {
-        let rows = o.surgery.iter().map(|(name, _, r)| VariantRow::of_run(name, r)).collect::<Result<Vec<_>>>()?;
+        // Table 1's run is a variant too (the paper's ft, or fc9-2 for
+        // SqueezeNet's lpft): listed first, so the table compares against it.
+        let mut table1 = VariantRow::of_run(exp.finetune.surgery(), ft)?;
+        table1.name = format!("{} (Table 1)", table1.name);
+        let mut rows = vec![table1];
+        for (name, _, r) in &o.surgery {
+            rows.push(VariantRow::of_run(name, r)?);
+        }
         md.push_str(&demote(&surgery_table(&exp.backbone, &rows, command), 2));
         let _ = writeln!(md);
-        for ((name, dir, r), row) in o.surgery.iter().zip(&rows) {
+        for ((name, dir, r), row) in o.surgery.iter().zip(&rows[1..]) {
             let preds = cache(dir, &r.config.folds)?;
             let m = predictions::confusion(&preds, true);
             super::confusion::confusion_plot(m, &format!("{name}, 10-crop"), &plots.join(format!("confusion-{name}.png")))?;
