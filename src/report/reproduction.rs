@@ -42,12 +42,12 @@ struct VariantJson<'a> {
 pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Result<()> {
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots)?;
-    let cache = |run: &Path, folds: &[usize]| -> Result<Vec<Prediction>> {
+    let predictions_of = |run: &Path, folds: &[usize]| -> Result<Vec<Prediction>> {
         // Predictions are in each fold's directory; only old runs lack them.
         predictions::of_run(run, folds, &o.dataset, &o.cache, eval_batch)
     };
     let (ft_dir, ft) = &o.finetune;
-    let ft_predictions = cache(ft_dir, &ft.config.folds)?;
+    let ft_predictions = predictions_of(ft_dir, &ft.config.folds)?;
     let mut md = String::new();
     let exp = &o.experiment;
     let _ = writeln!(md, "# {}\n", exp.title);
@@ -121,7 +121,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
         md.push_str(&demote(&surgery_table(&exp.backbone, &rows, command), 2));
         let _ = writeln!(md);
         for ((name, dir, r), row) in o.surgery.iter().zip(&rows[1..]) {
-            let preds = cache(dir, &r.config.folds)?;
+            let preds = predictions_of(dir, &r.config.folds)?;
             let m = predictions::confusion(&preds, true);
             super::confusion::confusion_plot(m, &format!("{name}, 10-crop"), &plots.join(format!("confusion-{name}.png")))?;
             let logs = super::curves::read_logs(dir, &r.config.folds)?;
@@ -285,3 +285,25 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;marg
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}\
 img{max-width:100%}pre{background:#f6f6f6;padding:.8em;overflow-x:auto}code{font-size:13px}blockquote{border-left:4px solid #e0a000;margin:0;padding:.2em 1em;background:#fff8e0}\
 .samples .row{display:flex;flex-wrap:wrap;gap:10px}.samples figure{margin:0;width:170px;font-size:12px}.samples img{width:160px;height:160px;object-fit:cover;border-radius:4px}.missing{color:#a00}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demote_lowers_headings_outside_code_and_drops_the_command() {
+        let md = "# Title\n\ntext\n\n```toml\n# a comment, not a heading\n```\n\nCommand:\n\n```sh\ndeepsent crossval\n```\n";
+        assert_eq!(demote(md, 2), "### Title\n\ntext\n\n```toml\n# a comment, not a heading\n```\n\n");
+    }
+
+    #[test]
+    fn sample_groups_split_by_confidence_and_mistakes() {
+        let row = |image: &str, label: usize, p: f32| Prediction { image: image.into(), path: image.into(), label, p_positive_center: p, p_positive_oversample: p };
+        let rows = [row("a", 1, 0.99), row("b", 0, 0.9), row("c", 0, 0.05), row("d", 1, 0.2), row("e", 1, 0.6)];
+        let g = sample_groups(&rows);
+        let names = |i: usize| g[i].1.iter().map(|r| r.image.as_str()).collect::<Vec<_>>();
+        assert_eq!(names(0), ["a", "b", "e"]);
+        assert_eq!(names(1), ["c", "d"]);
+        assert_eq!(names(2), ["b", "d"], "worst first: b is off by 0.9, d by 0.8");
+    }
+}
