@@ -9,7 +9,12 @@ pub fn to_prototxt(spec: &NetSpec) -> String {
     let i = &spec.input;
     let _ = writeln!(s, "name: {:?}\ninput: {:?}\ninput_shape {{ dim: 1 dim: {} dim: {} dim: {} }}", spec.name, i.blob, i.channels, i.height, i.width);
     for l in &spec.layers {
-        let _ = writeln!(s, "layer {{\n  name: {:?}\n  type: {:?}", l.name, l.kind.type_name());
+        // A clipped ReLU (ReLU6) is Caffe's `Clip` layer with min 0.
+        let type_name = match l.kind {
+            LayerKind::ReLU { negative_slope, max: Some(_) } if negative_slope == 0.0 => "Clip",
+            _ => l.kind.type_name(),
+        };
+        let _ = writeln!(s, "layer {{\n  name: {:?}\n  type: {type_name:?}", l.name);
         for b in &l.bottoms {
             let _ = writeln!(s, "  bottom: {b:?}");
         }
@@ -51,8 +56,15 @@ pub fn to_prototxt(spec: &NetSpec) -> String {
                 if *negative_slope != 0.0 {
                     let _ = writeln!(s, "  relu_param {{ negative_slope: {negative_slope} }}");
                 }
-                if let Some(m) = max {
-                    let _ = writeln!(s, "  # deepsent: clipped at {m}");
+                match max {
+                    Some(m) if *negative_slope == 0.0 => {
+                        let _ = writeln!(s, "  clip_param {{ min: 0 max: {m} }}");
+                    }
+                    // Neither Caffe nor deepsent's reader has a leaky clipped ReLU.
+                    Some(m) => {
+                        let _ = writeln!(s, "  # deepsent: clipped at {m} (not representable in prototxt)");
+                    }
+                    None => {}
                 }
             }
             LayerKind::Pooling { method, kernel, stride, pad, global, ceil } => {
