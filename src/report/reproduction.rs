@@ -284,7 +284,7 @@ b.forEach(function(i){console.error('missing image: '+(i.alt||i.src.slice(0,40))
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}\
 img{max-width:100%}pre{background:#f6f6f6;padding:.8em;overflow-x:auto}code{font-size:13px}blockquote{border-left:4px solid #e0a000;margin:0;padding:.2em 1em;background:#fff8e0}\
-.samples .row{display:flex;flex-wrap:wrap;gap:10px}.samples figure{margin:0;width:170px;font-size:12px}.samples img{width:160px;height:160px;object-fit:cover;border-radius:4px}.missing{color:#a00}";
+.samples .row{display:flex;flex-wrap:wrap;gap:10px}.samples figure{margin:0;width:170px;font-size:12px;overflow-wrap:anywhere}.samples img{width:160px;height:160px;object-fit:cover;border-radius:4px}.missing{color:#a00}";
 
 #[cfg(test)]
 mod tests {
