@@ -7,10 +7,18 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
-/// Each fold's per-epoch log, in fold order; folds without a log are left out.
-pub fn read_logs(run: &Path, folds: &[usize]) -> Result<Vec<(usize, Vec<EpochLog>)>> {
+/// One fold's curve: its per-epoch log and the test accuracy before training.
+pub struct FoldCurve {
+    pub fold: usize,
+    pub before: Option<f64>,
+    pub log: Vec<EpochLog>,
+}
+
+/// Each fold's curve from a finished run, in fold order; folds without a log are left out.
+pub fn read_logs(run: &Path, results: &crate::eval::crossval::CrossvalResults) -> Result<Vec<FoldCurve>> {
     let mut out = Vec::new();
-    for &k in folds {
+    for f in &results.folds {
+        let k = f.fold;
         let path = run.join(format!("fold{k}")).join("log.jsonl");
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let rows = text
@@ -19,33 +27,38 @@ pub fn read_logs(run: &Path, folds: &[usize]) -> Result<Vec<(usize, Vec<EpochLog
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: bad log line", path.display(), i + 1)))
             .collect::<Result<Vec<EpochLog>>>()?;
-        out.push((k, rows));
+        out.push(FoldCurve { fold: k, before: f.acc_center_before, log: rows });
     }
     Ok(out)
 }
 
-/// Writes a PNG with two panels: training loss and test accuracy against epoch.
-pub fn training_curves(logs: &[(usize, Vec<EpochLog>)], title: &str, png: &Path) -> Result<()> {
+/// Writes a PNG with two panels: training loss and test accuracy against
+/// epoch (epoch 0: the accuracy before fine-tuning, where it was measured).
+pub fn training_curves(logs: &[FoldCurve], title: &str, png: &Path) -> Result<()> {
     register_font();
     draw(logs, title, BitMapBackend::new(png, (1000, 380)).into_drawing_area()).map_err(|e| anyhow::anyhow!("drawing {}: {e}", png.display()))
 }
 
-fn draw<DB: DrawingBackend>(logs: &[(usize, Vec<EpochLog>)], title: &str, root: DrawingArea<DB, plotters::coord::Shift>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+fn draw<DB: DrawingBackend>(logs: &[FoldCurve], title: &str, root: DrawingArea<DB, plotters::coord::Shift>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let root = root.titled(title, (FONT, 20))?;
     let (left, right) = root.split_horizontally(500);
-    let epochs = logs.iter().flat_map(|(_, l)| l.iter().map(|e| e.epoch)).max().unwrap_or(1).max(1) as f64;
-    let max_loss = logs.iter().flat_map(|(_, l)| l.iter().map(|e| e.loss)).filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-3) * 1.05;
-    let panels: [(&DrawingArea<DB, _>, &str, f64, f64, fn(&EpochLog) -> Option<f64>); 2] = [
-        (&left, "training loss", 0.0, max_loss, |e| Some(e.loss)),
-        (&right, "test accuracy (centre crop)", 0.0, 1.0, |e| e.test_acc),
+    let epochs = logs.iter().flat_map(|c| c.log.iter().map(|e| e.epoch)).max().unwrap_or(1).max(1) as f64;
+    let max_loss = logs.iter().flat_map(|c| c.log.iter().map(|e| e.loss)).filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-3) * 1.05;
+    // Accuracy from a tenth below the lowest point, so flat curves stay readable.
+    let lowest = logs.iter().flat_map(|c| c.before.into_iter().chain(c.log.iter().filter_map(|e| e.test_acc))).fold(1.0f64, f64::min);
+    let min_acc = ((lowest - 0.05) * 10.0).floor().max(0.0) / 10.0;
+    let panels: [(&DrawingArea<DB, _>, &str, f64, f64, fn(&EpochLog) -> Option<f64>, bool); 2] = [
+        (&left, "training loss", 0.0, max_loss, |e| Some(e.loss), false),
+        (&right, "test accuracy (centre crop)", min_acc, 1.0, |e| e.test_acc, true),
     ];
-    for (area, what, lo, hi, value) in panels {
+    for (area, what, lo, hi, value, with_before) in panels {
         let mut chart = ChartBuilder::on(area).margin(10).x_label_area_size(36).y_label_area_size(50).build_cartesian_2d(0.0..epochs + 0.5, lo..hi)?;
         chart.configure_mesh().x_desc("epoch").y_desc(what).label_style((FONT, 13)).axis_desc_style((FONT, 14)).draw()?;
-        for (i, (fold, log)) in logs.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(f64, f64)> = log.iter().filter_map(|e| value(e).map(|v| (e.epoch as f64, v))).collect();
+        for (i, curve) in logs.iter().enumerate() {
+            let (fold, color) = (curve.fold, Palette99::pick(i).to_rgba());
+            let before = curve.before.filter(|_| with_before).map(|v| (0.0, v));
+            let points: Vec<(f64, f64)> = before.into_iter().chain(curve.log.iter().filter_map(|e| value(e).map(|v| (e.epoch as f64, v)))).collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
                 .label(format!("fold {fold}"))

@@ -78,7 +78,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     let _ = writeln!(md, "| paper (CaffeNet) | {pc:.3} ± {pcs:.3} | {po:.3} ± {pos:.3} |");
     let _ = writeln!(md, "| difference | {:+.3} | {:+.3} |\n", ft.mean_center - pc, ft.mean_oversample - po);
     md.push_str(&demote(&crossval_table(ft, command), 2));
-    let logs = super::curves::read_logs(ft_dir, &ft.config.folds)?;
+    let logs = super::curves::read_logs(ft_dir, ft)?;
     super::curves::training_curves(&logs, &format!("Table 1 run: {} ({})", exp.finetune.surgery(), ft.config.surgery), &plots.join("training-finetune.png"))?;
     super::confusion::confusion_plot(predictions::confusion(&ft_predictions, true), "Table 1 run, 10-crop, all test folds", &plots.join("confusion-finetune.png"))?;
     let _ = writeln!(md, "\n![training curves](plots/training-finetune.png)\n\n![confusion matrix](plots/confusion-finetune.png)\n");
@@ -124,7 +124,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
             let preds = predictions_of(dir, &r.config.folds)?;
             let m = predictions::confusion(&preds, true);
             super::confusion::confusion_plot(m, &format!("{name}, 10-crop"), &plots.join(format!("confusion-{name}.png")))?;
-            let logs = super::curves::read_logs(dir, &r.config.folds)?;
+            let logs = super::curves::read_logs(dir, r)?;
             super::curves::training_curves(&logs, &format!("surgery {name}"), &plots.join(format!("training-{name}.png")))?;
             let _ = writeln!(md, "### {name}\n\n![training curves of {name}](plots/training-{name}.png)\n\n![confusion matrix of {name}](plots/confusion-{name}.png)\n");
             variants_json.push(VariantJson { name, paper: row.paper, parameters: row.parameters, new_layers: row.new_layers.clone(), confusion_oversample: m, results: r });
