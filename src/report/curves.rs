@@ -70,3 +70,37 @@ fn draw<DB: DrawingBackend>(logs: &[FoldCurve], title: &str, root: DrawingArea<D
     root.present()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(folds: &[usize]) -> crate::eval::crossval::CrossvalResults {
+        let scored = serde_json::json!({"accuracy": 0.5, "tied": 0, "predicted_positive": 1, "images": 2, "degenerate": null});
+        let fold = |k: usize| serde_json::json!({"fold": k, "acc_center": 0.5, "acc_oversample": 0.5, "epochs": 1.0, "iterations": 1, "train_seconds": 1.0,
+            "center": scored, "oversample": scored, "final_loss": 0.7, "probe_init": null, "acc_center_before": 0.6});
+        let config = serde_json::json!({"backbone": "squeezenet1.0", "weights": "w", "dataset": "d", "surgery": "", "solver": crate::train::SolverSettings::default(),
+            "seed": 0, "folds": folds, "head_init": "random", "new_lr_mult": 10.0});
+        serde_json::from_value(serde_json::json!({"config": config, "folds": folds.iter().map(|&k| fold(k)).collect::<Vec<_>>(), "mean_center": 0.5, "std_center": 0.0,
+            "mean_oversample": 0.5, "std_oversample": 0.0, "std_kind": "population", "degenerate_folds": []}))
+        .unwrap()
+    }
+
+    #[test]
+    fn logs_are_read_per_fold_and_a_bad_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |e: usize| format!("{{\"epoch\":{e},\"iteration\":{e},\"lr\":0.001,\"loss\":0.5,\"test_acc\":0.75,\"seconds\":1.0}}\n");
+        std::fs::create_dir_all(dir.path().join("fold1")).unwrap();
+        std::fs::write(dir.path().join("fold1/log.jsonl"), line(1) + &line(2)).unwrap();
+        let curves = read_logs(dir.path(), &results(&[1, 3])).unwrap();
+        assert_eq!(curves.len(), 1, "fold 3 has no log");
+        assert_eq!((curves[0].fold, curves[0].before, curves[0].log.len()), (1, Some(0.6), 2));
+        training_curves(&curves, "t", &dir.path().join("c.png")).unwrap();
+        assert!(std::fs::metadata(dir.path().join("c.png")).unwrap().len() > 1000);
+
+        std::fs::create_dir_all(dir.path().join("fold2")).unwrap();
+        std::fs::write(dir.path().join("fold2/log.jsonl"), line(1) + "{\"epoch\": oops}\n").unwrap();
+        let err = format!("{:#}", read_logs(dir.path(), &results(&[2])).err().unwrap());
+        assert!(err.contains("fold2/log.jsonl:2"), "{err}");
+    }
+}
