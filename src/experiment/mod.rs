@@ -49,12 +49,34 @@ pub struct DataSection {
     pub root: Option<PathBuf>,
     #[serde(default = "default_subset")]
     pub subset: Subset,
+    /// Fold files `DIR/fold<K>/{train,test}.txt` for data without published
+    /// folds [default: a stratified split of `k` folds drawn with `split_seed`].
+    #[serde(default)]
+    pub folds: Option<PathBuf>,
+    #[serde(default = "five")]
+    pub k: usize,
+    #[serde(default)]
+    pub split_seed: u64,
 }
 
 impl Default for DataSection {
     fn default() -> Self {
-        DataSection { root: None, subset: Subset::Five }
+        DataSection { root: None, subset: Subset::Five, folds: None, k: 5, split_seed: 0 }
     }
+}
+
+impl DataSection {
+    /// Where the folds come from (ignored by the Twitter layout, which has its own).
+    pub fn fold_source(&self) -> crate::data::FoldSource {
+        match &self.folds {
+            Some(dir) => crate::data::FoldSource::Dir(dir.clone()),
+            None => crate::data::FoldSource::Drawn { k: self.k, seed: self.split_seed },
+        }
+    }
+}
+
+fn five() -> usize {
+    5
 }
 
 fn default_subset() -> Subset {
@@ -222,9 +244,11 @@ impl Experiment {
     pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
         let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Read { path: path.into(), source })?;
         let mut exp = Self::parse(&text, path)?;
-        if let Some(w) = &exp.weights {
-            if w.is_relative() {
-                exp.weights = Some(path.parent().unwrap_or(Path::new(".")).join(w));
+        // Paths in the file are relative to it.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut exp.weights, &mut exp.data.root, &mut exp.data.folds].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
         }
         Ok(exp)

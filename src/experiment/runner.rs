@@ -5,7 +5,7 @@
 //! (the runs themselves resume; this file only orders them).
 
 use super::{Experiment, Recipe};
-use crate::data::{DataRequest, Dataset, FoldSource};
+use crate::data::{DataRequest, Dataset};
 use crate::eval::crossval::{Crossval, CrossvalConfig, CrossvalResults};
 use crate::eval::linear::CSearch;
 use crate::eval::probe::{probe_name, probe_run, Probe, ProbeReport, ProbeSettings};
@@ -67,7 +67,7 @@ pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outco
         }
     };
     let backbone = load::load_model(Some(&arch), &weights)?;
-    let req = DataRequest { root: crate::locate::data_root(exp.data.root.as_deref())?, subset: exp.data.subset, folds: FoldSource::Drawn { k: 5, seed: 0 } };
+    let req = DataRequest { root: crate::locate::data_root(exp.data.root.as_deref())?, subset: exp.data.subset, folds: exp.data.fold_source() };
     let dataset = crate::data::load(&req).into_result()?;
     let folds: Vec<usize> = if options.quick { exp.quick.folds.clone() } else { dataset.folds.iter().map(|f| f.number).collect() };
     let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
@@ -122,12 +122,19 @@ fn pin_experiment(exp: &Experiment, quick: bool, out: &Path) -> Result<()> {
     let text = format!("# The experiment this report runs{}.\n{}", if quick { " (--quick)" } else { "" }, toml::to_string(exp)?);
     let path = out.join("experiment.toml");
     match std::fs::read_to_string(&path) {
-        Ok(old) if old != text => bail!(
-            "{} was started with another experiment (see its experiment.toml{}); use another --out, or delete it to start over",
-            out.display(),
-            if old.contains("(--quick)") != quick { ", made with and without --quick" } else { "" }
-        ),
-        Ok(_) => Ok(()),
+        // Compared as experiments, not as text: a field added to the format
+        // later (with its default) does not orphan a report in progress.
+        Ok(old) => {
+            let same = toml::from_str::<Experiment>(&old).is_ok_and(|e| e == *exp) && old.contains("(--quick)") == quick;
+            if !same {
+                bail!(
+                    "{} was started with another experiment (see its experiment.toml{}); use another --out, or delete it to start over",
+                    out.display(),
+                    if old.contains("(--quick)") != quick { ", made with and without --quick" } else { "" }
+                );
+            }
+            Ok(std::fs::write(&path, text)?)
+        }
         Err(_) => Ok(std::fs::write(&path, text)?),
     }
 }
