@@ -40,8 +40,8 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
     let config = CrossvalConfig {
         backbone: a.model.arch.name(),
         weights: weights.display().to_string(),
-        dataset: format!("{} ({})", dataset.name, req.root.display()),
-        surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),
+        dataset: deepsent::data::describe(&dataset, &req),
+        surgery: deepsent::model::surgery::ops_text(&ops),
         solver: a.recipe.solver_settings(&a.model.arch),
         seed: a.recipe.seed,
         folds,

@@ -70,7 +70,7 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
             backbone: a.model.arch.name(),
             pretrained_from: weights.display().to_string(),
             trained_on: format!("{} ({part}, {})", dataset.name, req.root.display()),
-            surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),
+            surgery: deepsent::model::surgery::ops_text(&ops),
             settings: serde_json::json!({ "solver": solver, "head_init": a.recipe.head_init, "new_lr_mult": a.recipe.new_lr_mult, "seed": a.recipe.seed }),
             cv_accuracy,
             test_accuracy: None,

@@ -1,4 +1,4 @@
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use deepsent::locate;
 use deepsent::model::saved::SavedModel;
@@ -27,10 +27,7 @@ impl ModelArgs {
             Some(w) => Ok(w.clone()),
             None => {
                 let models = locate::models_dir(self.models.as_deref())?;
-                self.arch.default_weights(&models).with_context(|| {
-                    let how = self.arch.fetch_hint().map(|h| format!("{h} or ")).unwrap_or_default();
-                    format!("no ImageNet weights for {} in {}: {how}pass --weights", self.arch.name(), models.display())
-                })
+                self.arch.require_default_weights(&models, "pass --weights").map_err(anyhow::Error::msg)
             }
         }
     }

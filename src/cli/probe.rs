@@ -56,7 +56,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         .with_context(|| format!("parsing {}", config_path.display()))?;
     let req = a.data.request()?;
     let dataset = deepsent::data::load(&req).into_result()?;
-    let described = format!("{} ({})", dataset.name, req.root.display());
+    let described = deepsent::data::describe(&dataset, &req);
     if described != config.dataset {
         bail!("{} was run on {}, not {described}: pass the same data flags (--root, --subset, --folds)", a.run.display(), config.dataset);
     }

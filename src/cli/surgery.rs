@@ -34,6 +34,6 @@ pub fn run(a: SurgeryArgs) -> Result<ExitCode> {
     let p = Patient::structure(spec)?.operate(&ops, 0)?;
     print!("{}", to_prototxt(&p.spec));
     let after = p.spec.parameter_count()?;
-    println!("# {name} with surgery `{}`: {after} learnable parameters ({:+} from {before}); new layers: {}", ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","), after as i64 - before as i64, if p.new_layers.is_empty() { "none".to_string() } else { p.new_layers.join(", ") });
+    println!("# {name} with surgery `{}`: {after} learnable parameters ({:+} from {before}); new layers: {}", deepsent::model::surgery::ops_text(&ops), after as i64 - before as i64, if p.new_layers.is_empty() { "none".to_string() } else { p.new_layers.join(", ") });
     Ok(ExitCode::SUCCESS)
 }

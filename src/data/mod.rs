@@ -59,6 +59,12 @@ impl Default for FoldSource {
     }
 }
 
+/// How a run records the data it used, e.g. `twitter/five (../shared/data/twitter)`;
+/// a run resumes, and its probes run, only on data described the same way.
+pub fn describe(dataset: &Dataset, req: &DataRequest) -> String {
+    format!("{} ({})", dataset.name, req.root.display())
+}
+
 /// What to read: a root, the subset (Twitter only) and the folds (other layouts).
 #[derive(Debug, Clone)]
 pub struct DataRequest {

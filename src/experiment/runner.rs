@@ -60,10 +60,7 @@ pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outco
         Some(w) => w.clone(),
         None => {
             let models = crate::locate::models_dir(options.models.as_deref())?;
-            arch.default_weights(&models).with_context(|| {
-                let how = arch.fetch_hint().map(|h| format!("{h}, or ")).unwrap_or_default();
-                format!("no ImageNet weights for {} in {}: {how}set `weights` in the experiment file", arch.name(), models.display())
-            })?
+            arch.require_default_weights(&models, "set `weights` in the experiment file").map_err(anyhow::Error::msg)?
         }
     };
     let backbone = load::load_model(Some(&arch), &weights)?;
@@ -72,7 +69,7 @@ pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outco
     let folds: Vec<usize> = if options.quick { exp.quick.folds.clone() } else { dataset.folds.iter().map(|f| f.number).collect() };
     let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
     let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
-    let described = format!("{} ({})", dataset.name, req.root.display());
+    let described = crate::data::describe(&dataset, &req);
     let runs = Runs { arch: &arch, weights: &weights, backbone: &backbone, dataset: &dataset, described: &described, cache: &cache, folds: &folds, options };
 
     let total = 1 + exp.surgery.len();
@@ -157,7 +154,7 @@ impl Runs<'_> {
             backbone: self.arch.name(),
             weights: self.weights.display().to_string(),
             dataset: self.described.to_string(),
-            surgery: ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","),
+            surgery: surgery::ops_text(&ops),
             solver: recipe.solver(&self.arch.name()),
             seed: recipe.seed(),
             folds: self.folds.to_vec(),

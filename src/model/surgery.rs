@@ -66,6 +66,11 @@ impl std::fmt::Display for Op {
 }
 
 /// Parses `op,op,…`.
+/// Ops as `--surgery` text (the inverse of [`parse_ops`]), as run configs record them.
+pub fn ops_text(ops: &[Op]) -> String {
+    ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(",")
+}
+
 pub fn parse_ops(text: &str) -> Result<Vec<Op>, SurgeryError> {
     text.split(',')
         .map(str::trim)

@@ -88,11 +88,15 @@ impl Arch {
         std::iter::once(in_models).chain(in_cache).find(|p| p.exists())
     }
 
-    /// How to get the default weights when they are missing.
-    pub fn fetch_hint(&self) -> Option<String> {
-        match self {
-            Arch::CaffeNet | Arch::EfficientNetLite0 => Some(format!("run `deepsent weights fetch {}`", self.name())),
-            _ => None,
-        }
+    /// The default weights, or an error that says how to get them
+    /// (`otherwise`: what else the caller accepts, e.g. "pass --weights").
+    pub fn require_default_weights(&self, models: &Path, otherwise: &str) -> Result<PathBuf, String> {
+        self.default_weights(models).ok_or_else(|| {
+            let fetch = match self {
+                Arch::CaffeNet | Arch::EfficientNetLite0 => format!("run `deepsent weights fetch {}` or ", self.name()),
+                _ => String::new(),
+            };
+            format!("no ImageNet weights for {} in {}: {fetch}{otherwise}", self.name(), models.display())
+        })
     }
 }
