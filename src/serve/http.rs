@@ -119,6 +119,7 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
         .route("/v1/model", get(model_info))
         .route("/v1/predict", post(predict))
         .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(axum::middleware::from_fn_with_state(limits.max_body, refuse_declared_oversize))
         .layer(axum::middleware::from_fn(log))
         .with_state(app);
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
@@ -229,6 +230,24 @@ async fn read_multipart(app: &App, request: Request) -> Result<Vec<(String, Byte
         files.push((name, bytes));
     }
     Ok(files)
+}
+
+/// 413 for a body whose declared length is over the limit, after reading
+/// and dropping it (up to 4× the limit): a server that answers and closes
+/// while the client is still sending makes most clients see a broken pipe
+/// instead of the 413. Beyond 4× the connection is closed unread. Bodies
+/// without a declared length are limited by `DefaultBodyLimit` as they stream.
+async fn refuse_declared_oversize(State(max_body): State<usize>, request: Request, next: axum::middleware::Next) -> Response {
+    use http_body_util::BodyExt;
+    let declared = request.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let Some(len) = declared.filter(|&n| n > max_body) else {
+        return next.run(request).await;
+    };
+    if len <= max_body.saturating_mul(4) {
+        let mut body = request.into_body();
+        while let Some(Ok(_)) = body.frame().await {}
+    }
+    problem(StatusCode::PAYLOAD_TOO_LARGE, format!("body of {len} bytes is over the limit of {max_body}"))
 }
 
 /// One JSON line per request on stderr.
