@@ -129,10 +129,17 @@ fn interrupted_reproduce_resumes_and_writes_the_whole_report() {
     let confusion: usize = json["confusion_oversample"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize)).sum();
     let tested: usize = json["table1"]["folds"].as_array().unwrap().iter().map(|f| f["oversample"]["images"].as_u64().unwrap() as usize).sum();
     assert_eq!(confusion, tested, "every test image in the confusion matrix");
+    let baseline = json["majority_baseline"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&baseline), "majority baseline {baseline}");
     let md = std::fs::read_to_string(out.join("index.md")).unwrap();
     for needle in ["Quick version", "Table 1", "0.830 ± 0.034", "Table 2", "Tables 3–4", "fire9-2", "Most confidently positive", "Worst mistakes", "```toml"] {
         assert!(md.contains(needle), "index.md lacks {needle:?}");
     }
+    // Sample predictions name the dataset's own files, which a reader can open.
+    let samples = &md[md.find("## Sample predictions").unwrap()..];
+    let shown: Vec<&str> = samples.lines().filter(|l| l.starts_with("| `")).map(|l| l.split('`').nth(1).unwrap()).collect();
+    assert!(!shown.is_empty());
+    assert!(shown.iter().all(|p| Path::new(p).is_file()), "a sample is not a file: {shown:?}");
 
     // The HTML stands alone: every picture is embedded.
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();

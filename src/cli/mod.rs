@@ -66,7 +66,7 @@ enum Command {
     Surgery(surgery::SurgeryArgs),
     /// Training and inference speed on random weights.
     Bench(bench::BenchArgs),
-    /// Download known pretrained weights (caffenet) with their checksum checked, or write random ones.
+    /// Download known pretrained weights (caffenet, efficientnet-lite0) with their checksum checked, or write random ones.
     #[command(subcommand)]
     Weights(weights::WeightsCommand),
 }

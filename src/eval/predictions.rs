@@ -82,6 +82,13 @@ pub fn confusion(rows: &[Prediction], oversample: bool) -> [[usize; 2]; 2] {
     m
 }
 
+/// Accuracy of always answering the more frequent label: what a collapsed
+/// model scores, the floor every table should be read against.
+pub fn majority_baseline(rows: &[Prediction]) -> f64 {
+    let positive = rows.iter().filter(|r| r.label == 1).count();
+    positive.max(rows.len() - positive) as f64 / rows.len().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +102,8 @@ mod tests {
         let rows = [row(1, 0.9), row(1, 0.2), row(0, 0.4), row(0, 0.7), row(0, 0.1)];
         assert_eq!(confusion(&rows, false), [[2, 1], [1, 1]]);
         assert_eq!(confusion(&rows, true), [[1, 2], [1, 1]]);
+        assert_eq!(majority_baseline(&rows), 0.6, "3 negatives of 5");
+        assert_eq!(majority_baseline(&rows[..2]), 1.0);
     }
 
     #[test]
