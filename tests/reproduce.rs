@@ -121,6 +121,9 @@ fn interrupted_reproduce_resumes_and_writes_the_whole_report() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(json["quick"], true);
     assert_eq!(json["table1"]["folds"].as_array().unwrap().len(), 2);
+    // Measured at each fold's start and kept, so a fold resumed from its
+    // checkpoint still reports it.
+    assert!(json["table1"]["folds"].as_array().unwrap().iter().all(|f| f["acc_center_before"].is_f64()), "{}", json["table1"]["folds"]);
     let acc = json["table1"]["mean_oversample"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
     assert_eq!(json["probes"].as_array().unwrap().len(), 2);

@@ -38,7 +38,8 @@ pub struct Trained {
     pub net: Net,
     pub log: Vec<EpochLog>,
     pub probe_init: Option<ProbeInit>,
-    /// `evaluate` of the network before fine-tuning (on a fresh start only).
+    /// `evaluate` of the network before fine-tuning (measured on a fresh
+    /// start, read back on a resumed one).
     pub acc_before: Option<f64>,
 }
 
@@ -64,8 +65,20 @@ impl Recipe<'_> {
             (HeadInit::Probe, None) => None,
             (HeadInit::Random, _) => None,
         };
-        let acc_before = if resuming { None } else { evaluate(&net) };
-        if let Some(a) = acc_before {
+        // Kept in the run directory: a fold resumed from a checkpoint cannot
+        // measure it again, and its table row should still show it.
+        let before_path = dir.join("accuracy_before.json");
+        let acc_before = if resuming {
+            std::fs::read_to_string(&before_path).ok().and_then(|t| serde_json::from_str(&t).ok())
+        } else {
+            let a = evaluate(&net);
+            if let Some(a) = a {
+                std::fs::create_dir_all(dir)?;
+                std::fs::write(&before_path, serde_json::to_string(&a)?)?;
+            }
+            a
+        };
+        if let (Some(a), false) = (acc_before, resuming) {
             let how = probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default();
             eprintln!("{name}: test accuracy before fine-tuning {a:.3}{how}");
         }
