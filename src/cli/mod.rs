@@ -71,9 +71,12 @@ enum Command {
     Weights(weights::WeightsCommand),
 }
 
-/// The command line as typed, for the "made with" line of tables.
+/// The command line as typed, for the "made with" line of tables; the
+/// program is named `deepsent` whatever path or copy ran it, so the line can
+/// be run again elsewhere.
 fn command_line() -> String {
-    std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ")
+    let args = std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a });
+    std::iter::once("deepsent".to_string()).chain(args).collect::<Vec<_>>().join(" ")
 }
 
 pub fn main() -> ExitCode {
