@@ -63,6 +63,9 @@ pub struct ProbeReport {
     pub settings: ProbeSettings,
     pub std_kind: String,
     pub layers: Vec<LayerProbe>,
+    /// Time to fit the classifiers, summed over the folds (features
+    /// excluded): read from the fold files, so a resumed run reports the
+    /// work it did rather than the seconds it took to read them back.
     pub seconds: f64,
 }
 
@@ -99,7 +102,6 @@ pub struct Probe<'a> {
 impl Probe<'_> {
     /// Runs every fold not yet in `work` (`work/foldK.json`) and gathers the report.
     pub fn run(&self, models: &Models, model_name: &str, work: &Path) -> Result<ProbeReport> {
-        let t0 = std::time::Instant::now();
         std::fs::create_dir_all(work)?;
         let folds: Vec<&Fold> = self
             .folds
@@ -143,7 +145,7 @@ impl Probe<'_> {
             }
             Models::Shared(_) => {}
         }
-        Ok(self.report(model_name, matches!(models, Models::Shared(_)), &folds, &done, t0.elapsed().as_secs_f64()))
+        Ok(self.report(model_name, matches!(models, Models::Shared(_)), &folds, &done))
     }
 
     /// The blobs to probe, in network order.
@@ -226,7 +228,7 @@ impl Probe<'_> {
         std::fs::write(&path, serde_json::to_string_pretty(file)?).with_context(|| format!("writing {}", path.display()))
     }
 
-    fn report(&self, model: &str, pretrained: bool, folds: &[&Fold], done: &HashMap<usize, FoldFile>, seconds: f64) -> ProbeReport {
+    fn report(&self, model: &str, pretrained: bool, folds: &[&Fold], done: &HashMap<usize, FoldFile>) -> ProbeReport {
         // Layer order as the first fold lists them (network order).
         let first = &done[&folds[0].number];
         let mut layers: Vec<LayerProbe> = Vec::new();
@@ -246,7 +248,7 @@ impl Probe<'_> {
             settings: self.settings.clone(),
             std_kind: "population (ddof 0) over folds".into(),
             layers,
-            seconds,
+            seconds: folds.iter().map(|f| done[&f.number].seconds).sum(),
         }
     }
 }

@@ -77,7 +77,7 @@ pub fn probe_table(r: &ProbeReport, command: &str) -> String {
     }
     let _ = writeln!(
         s,
-        "\nStandard deviation: {}. SVM: squared hinge, penalised intercept (scikit-learn LinearSVC); softmax: logistic regression, unpenalised intercept (scikit-learn LogisticRegression). C grid: {:?} / mean ‖x‖². {:.0} s.",
+        "\nStandard deviation: {}. SVM: squared hinge, penalised intercept (scikit-learn LinearSVC); softmax: logistic regression, unpenalised intercept (scikit-learn LogisticRegression). C grid: {:?} / mean ‖x‖². Fitting the classifiers: {:.0} s over all folds.",
         r.std_kind, r.settings.search.relative_grid, r.seconds
     );
     let _ = writeln!(s, "\nCommand:\n\n```sh\n{command}\n```");
