@@ -121,7 +121,10 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
             rows.push(VariantRow::of_run(name, r)?);
         }
         md.push_str(&demote(&surgery_table(&exp.backbone, &rows, command), 2));
-        let _ = writeln!(md, "\nThe majority class alone scores {baseline:.3}; a variant near it has learnt little (so have the paper's fc6-4096, 0.657, and fc6-2, 0.651, on the same folds).\n");
+        // The paper's variants within a point of the floor, to read ours against.
+        let at_floor: Vec<String> = super::paper::SURGERY.iter().filter(|(_, c, _)| (c - baseline).abs() < 0.01).map(|(n, c, _)| format!("{n} {c:.3}")).collect();
+        let paper_too = if at_floor.is_empty() { String::new() } else { format!(" (so did the paper's {})", at_floor.join(", ")) };
+        let _ = writeln!(md, "\nThe majority class alone scores {baseline:.3}; a variant near it has learnt little{paper_too}.\n");
         for ((name, dir, r), row) in o.surgery.iter().zip(&rows[1..]) {
             let preds = predictions_of(dir, &r.config.folds)?;
             let m = predictions::confusion(&preds, true);
