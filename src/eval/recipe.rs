@@ -75,13 +75,11 @@ impl Recipe<'_> {
             if let Some(a) = a {
                 std::fs::create_dir_all(dir)?;
                 std::fs::write(&before_path, serde_json::to_string(&a)?)?;
+                let how = probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default();
+                eprintln!("{name}: test accuracy before fine-tuning {a:.3}{how}");
             }
             a
         };
-        if let (Some(a), false) = (acc_before, resuming) {
-            let how = probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default();
-            eprintln!("{name}: test accuracy before fine-tuning {a:.3}{how}");
-        }
         let cfg = FitConfig { settings: self.solver, seed, run_dir: dir, name: name.to_string(), stop_after: None };
         let log = fit(&mut net, pre, images, labels, &cfg, evaluate)?;
         Ok(Trained { net, log, probe_init, acc_before })
