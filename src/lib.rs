@@ -12,6 +12,7 @@
 //! (`deepsent reproduce`). The command-line interface (`src/cli`) is a thin
 //! layer over these modules.
 
+pub mod atomic_write;
 pub mod data;
 pub mod eval;
 pub mod experiment;

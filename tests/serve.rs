@@ -176,6 +176,74 @@ fn server_answers_good_and_bad_requests_and_keeps_serving() {
     assert_eq!(again["results"][0]["positive"], r["positive"]);
 }
 
+/// One HTTP/1.1 exchange on an open connection: (status, body). The last two
+/// bytes of the request are sent after a pause, as a slow network would: a
+/// server that answers before it has read the whole request (a multipart
+/// parser stops at the closing boundary, before its final CRLF) would close
+/// the connection under the client.
+fn exchange(stream: &mut std::net::TcpStream, request: &[u8]) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let (most, last) = request.split_at(request.len().saturating_sub(2));
+    stream.write_all(most)?;
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    stream.write_all(last)?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let status = status.ok_or_else(|| std::io::Error::other(format!("no HTTP answer: {status_line:?}")))?;
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Every answer, good or refused before the body is read (wrong content
+/// type, too many files, declared over the limit), leaves the connection
+/// usable: the next request on it is answered. hyper closes a connection
+/// whose request body was left unread, which a client sees as a broken pipe.
+#[test]
+fn answers_keep_the_connection_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&sentiment_model(dir.path()));
+    let host = server.base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let owl = photo("owl.jpg");
+    let (multipart_type, five) = multipart(&(0..5).map(|_| ("owl.jpg", owl.as_slice())).collect::<Vec<_>>());
+    let oversize = vec![b'x'; 1_200_000];
+    let (two_type, two) = multipart(&[("owl.jpg", &owl), ("bird.bmp", &photo("bird.bmp"))]);
+    let requests: [(&str, &str, &[u8], u16); 6] = [
+        ("two files", &two_type, &two, 200),
+        ("one image", "image/jpeg", &owl, 200),
+        ("bytes of no image format", "application/octet-stream", b"not an image at all", 415),
+        ("a wrong content type", "text/plain", &owl, 415),
+        ("five files with --max-files 4", &multipart_type, &five, 413),
+        ("a body over 1 MiB", "image/jpeg", &oversize, 413),
+    ];
+    for (what, content_type, body, want) in requests {
+        let mut request = format!("POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        request.extend(body);
+        let (status, answer) = exchange(&mut stream, &request).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(status, want, "{what}: {answer}");
+        let health = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (status, answer) = exchange(&mut stream, health.as_bytes()).unwrap_or_else(|e| panic!("the request after {what}: {e}"));
+        assert_eq!((status, answer.as_str()), (200, "ok"), "the request after {what}");
+    }
+}
+
 #[test]
 fn server_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

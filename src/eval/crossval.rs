@@ -91,7 +91,7 @@ impl Crossval<'_> {
                 );
             }
         } else {
-            std::fs::write(&config_path, serde_json::to_string_pretty(&self.config)?)?;
+            crate::atomic_write::write(&config_path, serde_json::to_string_pretty(&self.config)?)?;
         }
         let mut results = Vec::new();
         for &k in &self.config.folds {
@@ -113,7 +113,7 @@ impl Crossval<'_> {
             std_kind: "population (ddof 0) over folds".into(),
             degenerate_folds,
         };
-        std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&all)?)?;
+        crate::atomic_write::write(&out.join("results.json"), serde_json::to_string_pretty(&all)?)?;
         Ok(all)
     }
 
@@ -186,7 +186,7 @@ impl Crossval<'_> {
             probe_init,
             acc_center_before,
         };
-        std::fs::write(&result_path, serde_json::to_string_pretty(&result)?)?;
+        crate::atomic_write::write(&result_path, serde_json::to_string_pretty(&result)?)?;
         // The fold is done: its checkpoint is no longer needed.
         let _ = std::fs::remove_file(dir.join("checkpoint.safetensors"));
         eprintln!("{name}: centre {:.3}, 10-crop {:.3} ({:.0} s)", result.acc_center, result.acc_oversample, train_seconds);

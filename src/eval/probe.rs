@@ -225,7 +225,7 @@ impl Probe<'_> {
 
     fn save_fold(&self, work: &Path, file: &FoldFile) -> Result<()> {
         let path = work.join(format!("fold{}.json", file.fold));
-        std::fs::write(&path, serde_json::to_string_pretty(file)?).with_context(|| format!("writing {}", path.display()))
+        Ok(crate::atomic_write::write(&path, serde_json::to_string_pretty(file)?)?)
     }
 
     fn report(&self, model: &str, pretrained: bool, folds: &[&Fold], done: &HashMap<usize, FoldFile>) -> ProbeReport {

@@ -57,7 +57,7 @@ impl Recipe<'_> {
             (HeadInit::Probe, Some(head)) if !resuming => {
                 let p = init_head_from_probe(&mut net, head, pre, images, labels, self.eval_batch)?;
                 std::fs::create_dir_all(dir)?;
-                std::fs::write(&probe_path, serde_json::to_string_pretty(&p)?)?;
+                crate::atomic_write::write(&probe_path, serde_json::to_string_pretty(&p)?)?;
                 Some(p)
             }
             (HeadInit::Probe, Some(_)) => serde_json::from_str(&std::fs::read_to_string(&probe_path)?).ok(),
@@ -74,7 +74,7 @@ impl Recipe<'_> {
             let a = evaluate(&net);
             if let Some(a) = a {
                 std::fs::create_dir_all(dir)?;
-                std::fs::write(&before_path, serde_json::to_string(&a)?)?;
+                crate::atomic_write::write(&before_path, serde_json::to_string(&a)?)?;
                 let how = probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default();
                 eprintln!("{name}: test accuracy before fine-tuning {a:.3}{how}");
             }

@@ -130,9 +130,9 @@ fn pin_experiment(exp: &Experiment, quick: bool, out: &Path) -> Result<()> {
                     if old.contains("(--quick)") != quick { ", made with and without --quick" } else { "" }
                 );
             }
-            Ok(std::fs::write(&path, text)?)
+            Ok(crate::atomic_write::write(&path, text)?)
         }
-        Err(_) => Ok(std::fs::write(&path, text)?),
+        Err(_) => Ok(crate::atomic_write::write(&path, text)?),
     }
 }
 

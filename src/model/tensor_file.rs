@@ -29,9 +29,7 @@ pub fn write(path: &Path, arrays: &Arrays, metadata: HashMap<String, String>) ->
         .map(|(n, data, shape)| Ok(((*n).clone(), TensorView::new(Dtype::F32, (*shape).clone(), data).map_err(|e| fmt_err(e.to_string()))?)))
         .collect::<Result<Vec<_>, TensorFileError>>()?;
     let out = safetensors::serialize(views, &Some(metadata)).map_err(|e| fmt_err(e.to_string()))?;
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, out).map_err(|source| TensorFileError::Io { file: file.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| TensorFileError::Io { file, source })
+    crate::atomic_write::write(path, out).map_err(|source| TensorFileError::Io { file, source })
 }
 
 pub fn read(path: &Path) -> Result<(Arrays, HashMap<String, String>), TensorFileError> {

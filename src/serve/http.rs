@@ -158,6 +158,7 @@ async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, header
     let Ok(_permit) = app.in_flight.try_acquire() else {
         let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "too many requests in progress; retry shortly");
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        discard_body(request.into_body(), app.limits.max_body).await;
         return r;
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
@@ -173,6 +174,7 @@ async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, header
         }
     } else {
         let shown = if content_type.is_empty() { "none".to_string() } else { content_type };
+        discard_body(request.into_body(), app.limits.max_body).await;
         return problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type {shown}: send image/jpeg, image/png, image/bmp, application/octet-stream or multipart/form-data"));
     };
     if files.is_empty() || files.iter().any(|(_, b)| b.is_empty()) {
@@ -213,7 +215,15 @@ async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, header
 }
 
 /// The file parts of a multipart body: (name, bytes), at most `max_files`.
+///
+/// The body is read whole first (it is bounded by `max_body`, and its files
+/// are held anyway): the multipart parser stops at the closing boundary, and
+/// hyper closes a connection whose body was left unread, even by the final
+/// CRLF, which the client sees as a broken pipe.
 async fn read_multipart(app: &App, request: Request) -> Result<Vec<(String, Bytes)>, Response> {
+    let (parts, body) = request.into_parts();
+    let body = Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await.map_err(|e| problem(e.status(), e.body_text()))?;
+    let request = Request::from_parts(parts, axum::body::Body::from(body));
     let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| problem(e.status(), e.body_text()))?;
     let mut files = Vec::new();
     loop {
@@ -232,22 +242,34 @@ async fn read_multipart(app: &App, request: Request) -> Result<Vec<(String, Byte
     Ok(files)
 }
 
-/// 413 for a body whose declared length is over the limit, after reading
-/// and dropping it (up to 4× the limit): a server that answers and closes
-/// while the client is still sending makes most clients see a broken pipe
-/// instead of the 413. Beyond 4× the connection is closed unread. Bodies
-/// without a declared length are limited by `DefaultBodyLimit` as they stream.
+/// 413 for a body whose declared length is over the limit, without handing
+/// it to the route. Bodies without a declared length are limited by
+/// `DefaultBodyLimit` as they stream.
 async fn refuse_declared_oversize(State(max_body): State<usize>, request: Request, next: axum::middleware::Next) -> Response {
-    use http_body_util::BodyExt;
     let declared = request.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let Some(len) = declared.filter(|&n| n > max_body) else {
         return next.run(request).await;
     };
     if len <= max_body.saturating_mul(4) {
-        let mut body = request.into_body();
-        while let Some(Ok(_)) = body.frame().await {}
+        discard_body(request.into_body(), max_body).await;
     }
     problem(StatusCode::PAYLOAD_TOO_LARGE, format!("body of {len} bytes is over the limit of {max_body}"))
+}
+
+/// Reads and drops the body of a request answered without it (up to 4× the
+/// limit; beyond, the connection is closed unread). hyper closes a connection
+/// whose request body was left unread: a client still sending it would see a
+/// broken pipe instead of the answer, and one that had pooled the connection
+/// would fail its next request on it.
+async fn discard_body(body: axum::body::Body, max_body: usize) {
+    use http_body_util::BodyExt;
+    let (mut body, mut read, cap) = (body, 0usize, max_body.saturating_mul(4));
+    while let Some(Ok(frame)) = body.frame().await {
+        read += frame.data_ref().map_or(0, |d| d.len());
+        if read > cap {
+            break;
+        }
+    }
 }
 
 /// One JSON line per request on stderr.

@@ -211,8 +211,7 @@ fn rewrite_log(path: &Path, log: &[EpochLog]) -> Result<()> {
         text.push_str(&serde_json::to_string(e)?);
         text.push('\n');
     }
-    std::fs::write(path, text)?;
-    Ok(())
+    Ok(crate::atomic_write::write(path, text)?)
 }
 
 fn append_log(path: &Path, e: &EpochLog) -> Result<()> {
