@@ -36,7 +36,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_names_the_file_and_keeps_the_old_one() {
+    fn a_failed_write_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing-dir/result.json");
         let e = write(&path, "x").unwrap_err();
