@@ -156,9 +156,9 @@ struct NameQuery {
 
 async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, headers: HeaderMap, request: Request) -> Response {
     let Ok(_permit) = app.in_flight.try_acquire() else {
+        discard_body(request.into_body(), app.limits.max_body).await;
         let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "too many requests in progress; retry shortly");
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        discard_body(request.into_body(), app.limits.max_body).await;
         return r;
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
@@ -261,12 +261,12 @@ async fn refuse_declared_oversize(State(max_body): State<usize>, request: Reques
 /// whose request body was left unread: a client still sending it would see a
 /// broken pipe instead of the answer, and one that had pooled the connection
 /// would fail its next request on it.
-async fn discard_body(body: axum::body::Body, max_body: usize) {
+async fn discard_body(mut body: axum::body::Body, max_body: usize) {
     use http_body_util::BodyExt;
-    let (mut body, mut read, cap) = (body, 0usize, max_body.saturating_mul(4));
+    let mut read = 0usize;
     while let Some(Ok(frame)) = body.frame().await {
         read += frame.data_ref().map_or(0, |d| d.len());
-        if read > cap {
+        if read > max_body.saturating_mul(4) {
             break;
         }
     }
