@@ -91,7 +91,8 @@ fn batchnorm_scale_and_eltwise_by_hand() {
     assert_eq!(y, [8.0, -2.0]);
 }
 
-/// A network with every layer type, on a 2 × 3 × 9 × 9 input.
+/// A network with every layer type, on a 2 × 4 × 9 × 9 input; `pw` and `dw`
+/// run with their ReLUs fused (a plain one, and one clipped low enough to bite).
 const ALL_LAYERS: &str = r#"
 input: "data" input_dim: 2 input_dim: 4 input_dim: 9 input_dim: 9
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: 2 group: 2 } }
@@ -103,8 +104,13 @@ layer { name: "pool" type: "Pooling" bottom: "lrn" top: "pool" pooling_param { p
 layer { name: "apool" type: "Pooling" bottom: "lrn" top: "apool" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
 layer { name: "sum" type: "Eltwise" bottom: "pool" bottom: "apool" top: "sum" eltwise_param { coeff: 1 coeff: -0.5 } }
 layer { name: "cat" type: "Concat" bottom: "sum" bottom: "apool" top: "cat" }
-layer { name: "gpool" type: "Pooling" bottom: "cat" top: "gpool" pooling_param { pool: AVE global_pooling: true } }
-layer { name: "fc" type: "InnerProduct" bottom: "cat" top: "fc" inner_product_param { num_output: 3 } }
+layer { name: "pw" type: "Convolution" bottom: "cat" top: "pw" convolution_param { num_output: 6 kernel_size: 1 } }
+layer { name: "pw_relu" type: "ReLU" bottom: "pw" top: "pw" }
+layer { name: "dw" type: "Convolution" bottom: "pw" top: "dw" convolution_param { num_output: 6 kernel_size: 3 pad: 1 group: 6 } }
+layer { name: "dw_relu6" type: "Clip" bottom: "dw" top: "dw" clip_param { min: 0 max: 0.3 } }
+layer { name: "mix" type: "Concat" bottom: "cat" bottom: "dw" top: "mix" }
+layer { name: "gpool" type: "Pooling" bottom: "mix" top: "gpool" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "fc" type: "InnerProduct" bottom: "mix" top: "fc" inner_product_param { num_output: 3 } }
 "#;
 
 #[test]
@@ -133,16 +139,20 @@ fn gradients_agree_with_finite_differences() {
         w.layers.insert(l.name.clone(), blobs);
     }
     let net = Net::new(spec, &w, &Device::flex()).unwrap();
+    for relu in ["pw_relu", "dw_relu6"] {
+        assert!(net.fused_into_previous(net.spec.layer_index(relu).unwrap()), "{relu} runs inside its convolution");
+    }
+    assert!(!net.fused_into_previous(net.spec.layer_index("relu").unwrap()), "a leaky ReLU after a BatchNorm is its own layer");
     let x: Vec<f32> = (0..2 * 4 * 81).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let probe_fc: Vec<f32> = (0..6).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let probe_g: Vec<f32> = (0..2 * 8).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let probe_g: Vec<f32> = (0..2 * 14).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let dev = Device::flex();
     // A scalar of the outputs: Σ fc·a + Σ gpool·b.
     let objective = |params: &Vec<Vec<Tensor<1>>>, device: &Device| -> Tensor<1> {
         let input = net.input(x.clone(), device);
         let mut out = net.forward_with(params, input, &mut Mode::Test, &["fc", "gpool"]);
         let a = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe_fc.clone(), [2, 3, 1, 1]), device);
-        let b = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe_g.clone(), [2, 8, 1, 1]), device);
+        let b = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe_g.clone(), [2, 14, 1, 1]), device);
         (out.remove("fc").unwrap() * a).sum() + (out.remove("gpool").unwrap() * b).sum()
     };
     let ad = dev.clone().autodiff();
@@ -150,6 +160,7 @@ fn gradients_agree_with_finite_differences() {
     let grads = objective(&tracked, &ad).backward();
     let eps = 5e-3f32;
     let mut checked = 0;
+    let mut layers_checked = std::collections::BTreeSet::new();
     for (l, blobs) in tracked.iter().enumerate() {
         let name = &net.spec.layers[l].name;
         for (b, t) in blobs.iter().enumerate() {
@@ -174,8 +185,12 @@ fn gradients_agree_with_finite_differences() {
                 let tol = 2e-2 * numeric.abs().max(g[k].abs()).max(0.1);
                 assert!((numeric - g[k]).abs() < tol, "{name} blob {b} [{k}]: autodiff {} vs finite difference {numeric}", g[k]);
                 checked += 1;
+                layers_checked.insert(name.clone());
             }
         }
     }
-    assert!(checked >= 18, "checked {checked} coordinates");
+    assert!(checked >= 24, "checked {checked} coordinates");
+    for l in ["conv", "pw", "dw", "fc"] {
+        assert!(layers_checked.contains(l), "{l} checked (checked: {layers_checked:?})");
+    }
 }

@@ -34,6 +34,9 @@ pub struct Net {
     param_shapes: Vec<Vec<Shape>>,
     /// For each blob, the index of the last layer that reads it.
     last_read: HashMap<String, usize>,
+    /// For each layer: a convolution followed by an in-place ReLU runs both
+    /// at once (the ReLU's clip, ∞ for a plain one); that ReLU is then skipped.
+    fused_relu: Vec<Option<f32>>,
     device: Device,
 }
 
@@ -72,7 +75,13 @@ impl Net {
                 last_read.insert(b.clone(), i);
             }
         }
-        Ok(Net { spec, params, param_shapes, last_read, device: device.clone() })
+        let fused_relu = (0..spec.layers.len()).map(|i| fusable_relu(&spec, i)).collect();
+        Ok(Net { spec, params, param_shapes, last_read, fused_relu, device: device.clone() })
+    }
+
+    /// Whether layer `index` is a ReLU that runs inside the convolution before it.
+    pub fn fused_into_previous(&self, index: usize) -> bool {
+        index > 0 && self.fused_relu[index - 1].is_some()
     }
 
     pub fn device(&self) -> &Device {
@@ -146,6 +155,9 @@ impl Net {
         blobs.insert(self.spec.input.blob.clone(), input);
         let end = self.spec.layers.iter().rposition(|l| l.tops.iter().any(|t| wanted.contains(&t.as_str()))).map_or(0, |i| i + 1);
         for (i, layer) in self.spec.layers.iter().enumerate().take(end) {
+            if self.fused_into_previous(i) {
+                continue;
+            }
             let inputs: Vec<Tensor<4>> = layer
                 .bottoms
                 .iter()
@@ -165,7 +177,9 @@ impl Net {
         blobs
     }
 
-    fn layer_forward(&self, index: usize, params: &[Tensor<1>], mut inputs: Vec<Tensor<4>>, mode: &mut Mode) -> Tensor<4> {
+    /// Runs one layer on its inputs (the profiler times layers one by one); a
+    /// convolution includes the ReLU fused into it.
+    pub fn layer_forward(&self, index: usize, params: &[Tensor<1>], mut inputs: Vec<Tensor<4>>, mode: &mut Mode) -> Tensor<4> {
         let layer = &self.spec.layers[index];
         let shapes = &self.param_shapes[index];
         let shaped4 = |t: &Tensor<1>, s: &Shape| -> Tensor<4> { t.clone().reshape([s[0], s[1], s[2], s[3]]) };
@@ -178,7 +192,18 @@ impl Net {
             LayerKind::Convolution { stride, pad, dilation, group, .. } => {
                 let w = shaped4(&params[0], &shapes[0]);
                 let b = params.get(1).cloned();
-                conv2d(x, w, b, ConvOptions::new_with_padding(*stride, *pad, *dilation, *group))
+                let options = ConvOptions::new_with_padding(*stride, *pad, *dilation, *group);
+                let relu_max = self.fused_relu[index];
+                if burn_kernels() {
+                    let y = conv2d(x, w, b, options);
+                    match relu_max {
+                        Some(max) if max.is_finite() => activation::relu(y).clamp_max(max),
+                        Some(_) => activation::relu(y),
+                        None => y,
+                    }
+                } else {
+                    super::kernels::conv2d(x, w, b, options, relu_max)
+                }
             }
             LayerKind::InnerProduct { num_output, .. } => {
                 let [n, c, h, w] = x.dims();
@@ -204,10 +229,11 @@ impl Net {
                     };
                 }
                 match method {
-                    PoolMethod::Max => max_pool2d(
+                    PoolMethod::Max if burn_kernels() => max_pool2d(
                         x,
                         MaxPoolOptions::new(*kernel).with_stride(*stride).with_padding(*pad).with_ceil_mode(*ceil),
                     ),
+                    PoolMethod::Max => super::kernels::max_pool2d(x, *kernel, *stride, *pad, *ceil),
                     // Caffe divides by the window clipped to the padded input:
                     // padding counts, the ceil overhang does not.
                     PoolMethod::Ave => avg_pool2d(
@@ -285,6 +311,29 @@ impl Net {
             }
         }
     }
+}
+
+/// The clip of the ReLU layer `index + 1` when layer `index` is a convolution
+/// it can run inside: an in-place, non-leaky ReLU on the convolution's output
+/// (in place, so no layer can see the value before it).
+fn fusable_relu(spec: &NetSpec, index: usize) -> Option<f32> {
+    let (conv, next) = (&spec.layers[index], spec.layers.get(index + 1)?);
+    match (&conv.kind, &next.kind) {
+        (LayerKind::Convolution { .. }, LayerKind::ReLU { negative_slope, max })
+            if *negative_slope == 0.0 && next.bottoms.len() == 1 && next.bottoms[0] == conv.tops[0] && next.tops[0] == conv.tops[0] =>
+        {
+            Some(max.unwrap_or(f32::INFINITY))
+        }
+        _ => None,
+    }
+}
+
+/// `DEEPSENT_KERNELS=burn` runs convolution and max pooling on burn's own
+/// kernels instead of deepsent's (`src/model/kernels`): to compare them
+/// (`deepsent bench`), or to rule the kernels out when something looks wrong.
+fn burn_kernels() -> bool {
+    static BURN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *BURN.get_or_init(|| std::env::var("DEEPSENT_KERNELS").is_ok_and(|v| v == "burn"))
 }
 
 /// Softmax probabilities of an N × K × 1 × 1 output, as rows.

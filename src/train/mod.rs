@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod profile;
 pub mod fit;
 pub mod solver;
 pub mod stream;

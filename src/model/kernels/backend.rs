@@ -1,0 +1,283 @@
+//! Convolution and max pooling as a burn backend extension: on the `flex`
+//! CPU backend they run deepsent's kernels ([`super::conv`], [`super::pool`]),
+//! on the autodiff backend they record backward passes that call them, and on
+//! any other backend (a GPU one) the trait's default bodies fall back to
+//! burn's own operations and their gradients.
+
+use super::conv::{self, Geometry};
+use super::pool;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ActivationOps, ConvOptions, FloatTensorOps, ModuleOps};
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
+use burn::tensor::{DType, IntDType, Shape, TensorData};
+
+/// A 2-D convolution with an explicit bias (zeros for a layer without one:
+/// its gradient is then never asked for) and its gradients; max pooling
+/// (no dilation) and its gradient.
+#[backend_extension(Flex, Autodiff)]
+pub trait Kernels: Backend {
+    /// The convolution, then a ReLU clipped at `relu_max` if given (∞: a plain ReLU).
+    fn deepsent_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<Self> {
+        let y = Self::conv2d(x, weight, Some(bias), options);
+        match relu_max {
+            None => y,
+            Some(max) if max.is_finite() => Self::float_clamp_max(Self::relu(y), max.into()),
+            Some(_) => Self::relu(y),
+        }
+    }
+    /// The gradient through a ReLU clipped at `max`, from its output: it
+    /// passes where 0 < output < max.
+    fn deepsent_relu_backward(output: FloatTensor<Self>, output_grad: FloatTensor<Self>, max: f32) -> FloatTensor<Self> {
+        let grad = Self::relu_backward(output.clone(), output_grad);
+        if !max.is_finite() {
+            return grad;
+        }
+        // max − output ≤ 0 where the clip is active.
+        Self::relu_backward(Self::float_add_scalar(Self::float_neg(output), max.into()), grad)
+    }
+    fn deepsent_conv2d_x_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, output_grad, options)
+    }
+    fn deepsent_conv2d_weight_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, options)
+    }
+    /// The output gradient summed over batch and positions, per channel.
+    fn deepsent_conv2d_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [n, c, h, w] = output_grad.shape().dims();
+        let g = Self::float_swap_dims(output_grad, 0, 1);
+        let g = Self::float_reshape(g, Shape::new([c, n * h * w]));
+        Self::float_reshape(Self::float_sum_dim(g, 1), Shape::new([c]))
+    }
+    fn deepsent_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FloatTensor<Self> {
+        Self::max_pool2d(x, kernel, stride, padding, [1, 1], ceil)
+    }
+    /// The pooled output and the index of each maximum (its meaning is the backend's own).
+    fn deepsent_max_pool2d_with_indices(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let r = Self::max_pool2d_with_indices(x, kernel, stride, padding, [1, 1], ceil, IntDType::I64);
+        (r.output, r.indices)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn deepsent_max_pool2d_backward(x: FloatTensor<Self>, output_grad: FloatTensor<Self>, indices: IntTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FloatTensor<Self> {
+        Self::max_pool2d_with_indices_backward(x, kernel, stride, padding, [1, 1], ceil, output_grad, indices).x_grad
+    }
+}
+
+fn pool_geometry(x: &Shape, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> pool::Geometry {
+    pool::Geometry {
+        planes: x[0] * x[1],
+        height: x[2],
+        width: x[3],
+        kernel,
+        stride,
+        pad: padding,
+        out_height: pool::Geometry::output_size(x[2], kernel[0], stride[0], padding[0], ceil),
+        out_width: pool::Geometry::output_size(x[3], kernel[1], stride[1], padding[1], ceil),
+    }
+}
+
+/// The geometry of a convolution from its operands' shapes.
+pub fn geometry(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Geometry {
+    let (p, stride, dilation) = (options.padding_begin(), options.stride, options.dilation);
+    let end = options.padding_end();
+    let out = |axis: usize| (x[2 + axis] + p[axis] + end[axis] - dilation[axis] * (weight[2 + axis] - 1) - 1) / stride[axis] + 1;
+    Geometry {
+        batch: x[0],
+        channels: x[1],
+        height: x[2],
+        width: x[3],
+        outputs: weight[0],
+        kernel: [weight[2], weight[3]],
+        stride,
+        pad: p,
+        dilation,
+        groups: options.groups,
+        out_height: out(0),
+        out_width: out(1),
+    }
+}
+
+/// A contiguous f32 copy of a tensor's values (no copy when already so).
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) if t.is_contiguous() => std::borrow::Cow::Borrowed(s),
+        _ => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec()),
+    }
+}
+
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// Whether deepsent's kernels take this call: f32 operands (others go to burn).
+fn ours(ts: &[&FlexTensor]) -> bool {
+    ts.iter().all(|t| t.dtype() == DType::F32)
+}
+
+impl Kernels for Flex {
+    fn deepsent_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>, relu_max: Option<f32>) -> FlexTensor {
+        if !ours(&[&x, &weight, &bias]) {
+            let y = Flex::conv2d(x, weight, Some(bias), options);
+            return match relu_max {
+                None => y,
+                Some(max) => Flex::float_clamp(y, 0.0.into(), max.into()),
+            };
+        }
+        let g = geometry(&x.shape(), &weight.shape(), &options);
+        let mut out = vec![0.0f32; g.batch * g.outputs * g.out_height * g.out_width];
+        conv::forward(&g, &values(&x), &values(&weight), Some(&values(&bias)), relu_max, &mut out);
+        tensor(out, vec![g.batch, g.outputs, g.out_height, g.out_width])
+    }
+
+    fn deepsent_relu_backward(output: FlexTensor, output_grad: FlexTensor, max: f32) -> FlexTensor {
+        if !ours(&[&output, &output_grad]) {
+            let grad = Flex::relu_backward(output.clone(), output_grad);
+            return Flex::relu_backward(Flex::float_add_scalar(Flex::float_neg(output), max.into()), grad);
+        }
+        // In place when the gradient is a dense tensor of its own (it usually is).
+        let dense = |t: &FlexTensor| t.is_contiguous() && t.layout().start_offset() == 0 && t.storage::<f32>().len() == t.shape().num_elements();
+        let mut grad = if dense(&output_grad) { output_grad } else { output_grad.to_contiguous() };
+        conv::relu_backward(&values(&output), max, grad.storage_mut::<f32>());
+        grad
+    }
+
+    fn deepsent_conv2d_x_grad(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        if !ours(&[&x, &weight, &output_grad]) {
+            return Flex::conv2d_x_backward(x, weight, output_grad, options);
+        }
+        let g = geometry(&x.shape(), &weight.shape(), &options);
+        let mut dx = vec![0.0f32; g.batch * g.channels * g.height * g.width];
+        conv::input_grad(&g, &values(&weight), &values(&output_grad), &mut dx);
+        tensor(dx, x.shape().to_vec())
+    }
+
+    fn deepsent_conv2d_weight_grad(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        if !ours(&[&x, &weight, &output_grad]) {
+            return Flex::conv2d_weight_backward(x, weight, output_grad, options);
+        }
+        let g = geometry(&x.shape(), &weight.shape(), &options);
+        let mut dw = vec![0.0f32; weight.shape().num_elements()];
+        conv::weight_grad(&g, &values(&x), &values(&output_grad), &mut dw);
+        tensor(dw, weight.shape().to_vec())
+    }
+
+    fn deepsent_conv2d_bias_grad(output_grad: FlexTensor) -> FlexTensor {
+        let [n, c, h, w] = output_grad.shape().dims();
+        if !ours(&[&output_grad]) {
+            let g = Flex::float_swap_dims(output_grad, 0, 1);
+            let g = Flex::float_reshape(g, Shape::new([c, n * h * w]));
+            return Flex::float_reshape(Flex::float_sum_dim(g, 1), Shape::new([c]));
+        }
+        let mut db = vec![0.0f32; c];
+        conv::bias_grad(n, c, h * w, &values(&output_grad), &mut db);
+        tensor(db, vec![c])
+    }
+
+    fn deepsent_max_pool2d(x: FlexTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FlexTensor {
+        Self::deepsent_max_pool2d_with_indices(x, kernel, stride, padding, ceil).0
+    }
+
+    fn deepsent_max_pool2d_with_indices(x: FlexTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> (FlexTensor, FlexTensor) {
+        if !ours(&[&x]) {
+            let r = Flex::max_pool2d_with_indices(x, kernel, stride, padding, [1, 1], ceil, IntDType::I64);
+            return (r.output, r.indices);
+        }
+        let shape = x.shape();
+        let g = pool_geometry(&shape, kernel, stride, padding, ceil);
+        let mut out = vec![0.0f32; g.planes * g.out_height * g.out_width];
+        let mut argmax = vec![0i32; out.len()];
+        pool::forward(&g, &values(&x), &mut out, &mut argmax);
+        let dims = vec![shape[0], shape[1], g.out_height, g.out_width];
+        (tensor(out, dims.clone()), FlexTensor::from_data(TensorData::new(argmax, dims)))
+    }
+
+    fn deepsent_max_pool2d_backward(x: FlexTensor, output_grad: FlexTensor, indices: FlexTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FlexTensor {
+        if !ours(&[&x, &output_grad]) || indices.dtype() != DType::I32 {
+            return Flex::max_pool2d_with_indices_backward(x, kernel, stride, padding, [1, 1], ceil, output_grad, indices).x_grad;
+        }
+        let shape = x.shape();
+        let g = pool_geometry(&shape, kernel, stride, padding, ceil);
+        let mut dx = vec![0.0f32; shape.num_elements()];
+        let indices = indices.to_contiguous();
+        pool::backward(&g, &values(&output_grad), indices.as_slice::<i32>().expect("i32 indices"), &mut dx);
+        tensor(dx, shape.to_vec())
+    }
+}
+
+#[derive(Debug)]
+struct Conv2dBackward;
+
+impl<B: Backend + Kernels> Backward<B, 3> for Conv2dBackward {
+    /// x, weight, options, and with a fused ReLU its output and clip.
+    type State = (NodeId, NodeId, ConvOptions<2>, Option<(FloatTensor<B>, f32)>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let mut grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, options, relu) = ops.state;
+        if let Some((output, max)) = relu {
+            grad = B::deepsent_relu_backward(output, grad, max);
+        }
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        if let Some(node) = node_x {
+            let g = B::deepsent_conv2d_x_grad(x.clone(), weight.clone(), grad.clone(), options.clone());
+            grads.register::<B>(node.id, g);
+        }
+        if let Some(node) = node_weight {
+            let g = B::deepsent_conv2d_weight_grad(x, weight, grad.clone(), options);
+            grads.register::<B>(node.id, g);
+        }
+        if let Some(node) = node_bias {
+            grads.register::<B>(node.id, B::deepsent_conv2d_bias_grad(grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MaxPool2dBackward;
+
+impl<B: Backend + Kernels> Backward<B, 1> for MaxPool2dBackward {
+    type State = (NodeId, IntTensor<B>, [usize; 2], [usize; 2], [usize; 2], bool);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, indices, kernel, stride, padding, ceil) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::deepsent_max_pool2d_backward(x, grad, indices, kernel, stride, padding, ceil));
+        }
+    }
+}
+
+impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
+    fn deepsent_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<Self> {
+        match Conv2dBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let out = B::deepsent_conv2d(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options.clone(), relu_max);
+                let relu = relu_max.map(|max| (out.clone(), max));
+                prep.finish((x_state, weight_state, options, relu), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::deepsent_conv2d(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options, relu_max)),
+        }
+    }
+
+    fn deepsent_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FloatTensor<Self> {
+        match MaxPool2dBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let (out, indices) = B::deepsent_max_pool2d_with_indices(x.into_primitive(), kernel, stride, padding, ceil);
+                prep.finish((x_state, indices, kernel, stride, padding, ceil), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::deepsent_max_pool2d(x.into_primitive(), kernel, stride, padding, ceil)),
+        }
+    }
+}

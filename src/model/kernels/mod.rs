@@ -1,0 +1,28 @@
+//! deepsent's own CPU kernels where burn's are slow (measured by `deepsent
+//! bench --profile`): convolution with both gradients ([`conv`]) and max
+//! pooling ([`pool`]), plugged into burn as a backend extension
+//! ([`backend`]), so training and inference on the CPU use them and other
+//! backends keep burn's operations.
+
+mod backend;
+pub mod conv;
+pub mod pool;
+
+pub use backend::Kernels;
+use burn::backend::Dispatch;
+use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
+
+/// `conv2d(x, weight, bias)` with burn's shapes: x N × C × H × W, weight
+/// O × C/groups × KH × KW, bias O (zeros when `None`); then, with `relu_max`,
+/// a ReLU clipped at that value (∞ for a plain ReLU), fused into the
+/// convolution's pass over its output.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>, relu_max: Option<f32>) -> Tensor<4> {
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &weight.device()));
+    Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options, relu_max))
+}
+
+/// Max pooling with Caffe's rules (padding never wins; `ceil` rounds the output size up).
+pub fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_max_pool2d(x.into_dispatch(), kernel, stride, padding, ceil))
+}
