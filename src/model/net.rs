@@ -34,9 +34,11 @@ pub struct Net {
     param_shapes: Vec<Vec<Shape>>,
     /// For each blob, the index of the last layer that reads it.
     last_read: HashMap<String, usize>,
-    /// For each layer: a convolution followed by an in-place ReLU runs both
-    /// at once (the ReLU's clip, ∞ for a plain one); that ReLU is then skipped.
-    fused_relu: Vec<Option<f32>>,
+    /// For each layer, how many layers run from it as one step: 2 for a
+    /// convolution and the in-place ReLU after it, up to 3 for a BatchNorm,
+    /// Scale and ReLU in place (one per-channel affine pass), 0 for a layer
+    /// inside another's step, 1 otherwise.
+    step_len: Vec<usize>,
     device: Device,
 }
 
@@ -75,13 +77,25 @@ impl Net {
                 last_read.insert(b.clone(), i);
             }
         }
-        let fused_relu = (0..spec.layers.len()).map(|i| fusable_relu(&spec, i)).collect();
-        Ok(Net { spec, params, param_shapes, last_read, fused_relu, device: device.clone() })
+        let mut step_len = vec![1; spec.layers.len()];
+        let mut i = 0;
+        while i < spec.layers.len() {
+            let len = fused_len(&spec, i);
+            step_len[i] = len;
+            step_len[i + 1..i + len].fill(0);
+            i += len;
+        }
+        Ok(Net { spec, params, param_shapes, last_read, step_len, device: device.clone() })
     }
 
-    /// Whether layer `index` is a ReLU that runs inside the convolution before it.
+    /// Whether layer `index` runs inside the step of a layer before it.
     pub fn fused_into_previous(&self, index: usize) -> bool {
-        index > 0 && self.fused_relu[index - 1].is_some()
+        self.step_len[index] == 0
+    }
+
+    /// The layers that run as one step from layer `index` (empty inside a step).
+    pub fn step(&self, index: usize) -> std::ops::Range<usize> {
+        index..index + self.step_len[index]
     }
 
     pub fn device(&self) -> &Device {
@@ -170,17 +184,24 @@ impl Net {
                     }
                 })
                 .collect();
-            let out = self.layer_forward(i, &params[i], inputs, mode);
+            let out = self.step_forward(i, params, inputs, mode);
             blobs.insert(layer.tops[0].clone(), out);
         }
         blobs.retain(|k, _| wanted.contains(&k.as_str()));
         blobs
     }
 
-    /// Runs one layer on its inputs (the profiler times layers one by one); a
-    /// convolution includes the ReLU fused into it.
-    pub fn layer_forward(&self, index: usize, params: &[Tensor<1>], mut inputs: Vec<Tensor<4>>, mode: &mut Mode) -> Tensor<4> {
+    /// Runs the step starting at layer `index` (see [`Net::step`]) on its
+    /// inputs, with the parameters of every layer (the profiler times steps
+    /// one by one).
+    pub fn step_forward(&self, index: usize, all_params: &Params, mut inputs: Vec<Tensor<4>>, mode: &mut Mode) -> Tensor<4> {
+        let params = &all_params[index][..];
         let layer = &self.spec.layers[index];
+        // The ReLU that ends a fused step, if any: its clip (∞ for a plain one).
+        let relu_max = match self.step(index).last().map(|last| &self.spec.layers[last].kind) {
+            Some(LayerKind::ReLU { max, .. }) if self.step_len[index] > 1 => Some(max.unwrap_or(f32::INFINITY)),
+            _ => None,
+        };
         let shapes = &self.param_shapes[index];
         let shaped4 = |t: &Tensor<1>, s: &Shape| -> Tensor<4> { t.clone().reshape([s[0], s[1], s[2], s[3]]) };
         let per_channel = |t: &Tensor<1>| -> Tensor<4> {
@@ -193,7 +214,6 @@ impl Net {
                 let w = shaped4(&params[0], &shapes[0]);
                 let b = params.get(1).cloned();
                 let options = ConvOptions::new_with_padding(*stride, *pad, *dilation, *group);
-                let relu_max = self.fused_relu[index];
                 if burn_kernels() {
                     let y = conv2d(x, w, b, options);
                     match relu_max {
@@ -280,22 +300,20 @@ impl Net {
                 Tensor::cat(all, 1)
             }
             LayerKind::Softmax => activation::softmax(x, 1),
-            LayerKind::BatchNorm { eps } => {
-                // Caffe stores running sums: mean and variance are divided by
-                // the third blob, and a factor of 0 zeroes both (as Caffe does).
-                let factor: f32 = to_f32s(&params[2])[0];
-                let s = if factor == 0.0 { 0.0 } else { 1.0 / factor };
-                let mean = params[0].clone().mul_scalar(s);
-                let var = params[1].clone().mul_scalar(s);
-                let inv_std = var.add_scalar(*eps).sqrt().recip();
-                (x - per_channel(&mean)) * per_channel(&inv_std)
-            }
-            LayerKind::Scale { bias } => {
-                let mut y = x * per_channel(&params[0]);
-                if *bias {
-                    y = y + per_channel(&params[1]);
+            LayerKind::BatchNorm { .. } | LayerKind::Scale { .. } => {
+                // BatchNorm (fixed statistics), Scale and ReLU as one map per
+                // channel: y = act(a·x + b).
+                let (a, b) = self.channel_affine(index, all_params);
+                if burn_kernels() {
+                    let y = x * per_channel(&a) + per_channel(&b);
+                    match relu_max {
+                        Some(max) if max.is_finite() => activation::relu(y).clamp_max(max),
+                        Some(_) => activation::relu(y),
+                        None => y,
+                    }
+                } else {
+                    super::kernels::channel_affine(x, a, b, relu_max)
                 }
-                y
             }
             LayerKind::Eltwise { coeffs } => {
                 let coeff = |i: usize| coeffs.get(i).copied().unwrap_or(1.0);
@@ -313,19 +331,72 @@ impl Net {
     }
 }
 
-/// The clip of the ReLU layer `index + 1` when layer `index` is a convolution
-/// it can run inside: an in-place, non-leaky ReLU on the convolution's output
-/// (in place, so no layer can see the value before it).
-fn fusable_relu(spec: &NetSpec, index: usize) -> Option<f32> {
-    let (conv, next) = (&spec.layers[index], spec.layers.get(index + 1)?);
-    match (&conv.kind, &next.kind) {
-        (LayerKind::Convolution { .. }, LayerKind::ReLU { negative_slope, max })
-            if *negative_slope == 0.0 && next.bottoms.len() == 1 && next.bottoms[0] == conv.tops[0] && next.tops[0] == conv.tops[0] =>
-        {
-            Some(max.unwrap_or(f32::INFINITY))
+impl Net {
+    /// The per-channel (a, b) of the BatchNorm and/or Scale step at `index`:
+    /// BatchNorm gives (1/σ, −μ/σ), Scale (γ, β), and one after the other
+    /// (γ/σ, β − γμ/σ). Built from the parameters with tensor operations, so
+    /// the gradients of a and b reach γ and β.
+    fn channel_affine(&self, index: usize, params: &Params) -> (Tensor<1>, Tensor<1>) {
+        let mut a: Option<Tensor<1>> = None;
+        let mut b: Option<Tensor<1>> = None;
+        for l in self.step(index) {
+            let p = &params[l];
+            match &self.spec.layers[l].kind {
+                LayerKind::BatchNorm { eps } => {
+                    // Caffe stores running sums: mean and variance are divided by
+                    // the third blob, and a factor of 0 zeroes both (as Caffe does).
+                    let factor: f32 = to_f32s(&p[2])[0];
+                    let s = if factor == 0.0 { 0.0 } else { 1.0 / factor };
+                    let inv_std = p[1].clone().mul_scalar(s).add_scalar(*eps).sqrt().recip();
+                    b = Some(p[0].clone().mul_scalar(s).neg() * inv_std.clone());
+                    a = Some(inv_std);
+                }
+                LayerKind::Scale { bias } => {
+                    let gamma = p[0].clone();
+                    let beta = if *bias { Some(p[1].clone()) } else { None };
+                    b = match (b, beta) {
+                        (Some(b), Some(beta)) => Some(b * gamma.clone() + beta),
+                        (Some(b), None) => Some(b * gamma.clone()),
+                        (None, beta) => beta,
+                    };
+                    a = Some(match a {
+                        Some(a) => a * gamma,
+                        None => gamma,
+                    });
+                }
+                _ => {}
+            }
         }
-        _ => None,
+        let a = a.expect("a BatchNorm or Scale step");
+        let b = b.unwrap_or_else(|| a.zeros_like());
+        (a, b)
     }
+}
+
+/// How many layers from `index` run as one step: a convolution and an
+/// in-place, non-leaky ReLU on its output (2); a BatchNorm, then in place a
+/// Scale and/or such a ReLU, or a Scale and such a ReLU (up to 3); 1 else.
+/// In place, so no layer can see a value between the fused layers.
+fn fused_len(spec: &NetSpec, index: usize) -> usize {
+    let first = &spec.layers[index];
+    let blob = &first.tops[0];
+    let in_place = |j: usize| spec.layers.get(j).filter(|l| l.bottoms.len() == 1 && l.bottoms[0] == *blob && l.tops.len() == 1 && l.tops[0] == *blob);
+    let relu = |j: usize| in_place(j).is_some_and(|l| matches!(l.kind, LayerKind::ReLU { negative_slope, .. } if negative_slope == 0.0));
+    let mut len = 1;
+    match first.kind {
+        LayerKind::Convolution { .. } => {}
+        LayerKind::BatchNorm { .. } => {
+            if in_place(index + 1).is_some_and(|l| matches!(l.kind, LayerKind::Scale { .. })) {
+                len += 1;
+            }
+        }
+        LayerKind::Scale { .. } => {}
+        _ => return 1,
+    }
+    if relu(index + len) {
+        len += 1;
+    }
+    len
 }
 
 /// `DEEPSENT_KERNELS=burn` runs convolution and max pooling on burn's own

@@ -90,7 +90,7 @@ pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow
         for _ in 0..iterations {
             let inputs = inputs.clone();
             forward.push(time_ms(|| {
-                let y = net.layer_forward(index, &net.params[index], inputs, &mut Mode::Test);
+                let y = net.step_forward(index, &net.params, inputs, &mut Mode::Test);
                 let _ = to_f32s(&y.clone().slice([0..1, 0..1, 0..1, 0..1]));
                 out = Some(y);
             }));
@@ -100,6 +100,7 @@ pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow
         // Backward: the input needs a gradient unless it is the image; the
         // parameters always (a profile of a full training step).
         let needs_input_grad = layer.bottoms.iter().any(|b| *b != i.blob);
+        let learnable = net.step(index).any(|l| net.spec.layers[l].kind.is_learnable());
         let grad_out = Tensor::<4>::random(out.dims(), Distribution::Normal(0.0, 1.0), &train_device);
         let mut backward = Vec::new();
         for it in 0..iterations {
@@ -110,12 +111,18 @@ pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow
                     if needs_input_grad { t.require_grad() } else { t }
                 })
                 .collect();
-            let params: Vec<Tensor<1>> = net.params[index].iter().map(|p| p.clone().autodiff().require_grad()).collect();
-            if !needs_input_grad && params.is_empty() {
+            // The parameters of this step's layers are tracked, the others are constants.
+            let params: Vec<Vec<Tensor<1>>> = net
+                .params
+                .iter()
+                .enumerate()
+                .map(|(l, blobs)| blobs.iter().map(|p| if net.step(index).contains(&l) && net.spec.layers[l].kind.is_learnable() { p.clone().autodiff().require_grad() } else { p.clone().autodiff() }).collect())
+                .collect();
+            if !needs_input_grad && !learnable {
                 break;
             }
             let mut drop_rng = rand_chacha::ChaCha8Rng::seed_from_u64(it as u64);
-            let y = net.layer_forward(index, &params, tracked_inputs.clone(), &mut Mode::Train { rng: &mut drop_rng });
+            let y = net.step_forward(index, &params, tracked_inputs.clone(), &mut Mode::Train { rng: &mut drop_rng });
             let loss = (y * grad_out.clone()).sum();
             backward.push(time_ms(|| {
                 let grads = loss.backward();
@@ -124,7 +131,7 @@ pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow
                         let _ = to_f32s(&g.slice([0..1, 0..1, 0..1, 0..1]));
                     }
                 }
-                for t in &params {
+                for t in net.step(index).flat_map(|l| &params[l]) {
                     if let Some(g) = t.grad(&grads) {
                         let _ = to_f32s(&g.slice([0..1]));
                     }
@@ -132,13 +139,9 @@ pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow
             }));
         }
         let gflop = layer_gflop(&layer.kind, &shapes.layer_inputs[index][0], &out.dims()[1..], batch);
-        let gradients = usize::from(needs_input_grad) + usize::from(layer.kind.is_learnable());
-        let fused = net.spec.layers.get(index + 1).filter(|_| net.fused_into_previous(index + 1));
+        let gradients = usize::from(needs_input_grad) + usize::from(learnable);
         layers.push(LayerProfile {
-            name: match fused {
-                Some(relu) => format!("{} + {}", layer.name, relu.name),
-                None => layer.name.clone(),
-            },
+            name: net.step(index).map(|l| net.spec.layers[l].name.as_str()).collect::<Vec<_>>().join(" + "),
             kind: layer.kind.type_name().into(),
             output: out.dims()[1..].to_vec(),
             forward_gflop: gflop,

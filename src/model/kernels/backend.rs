@@ -5,7 +5,7 @@
 //! burn's own operations and their gradients.
 
 use super::conv::{self, Geometry};
-use super::pool;
+use super::{affine, pool};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -53,6 +53,32 @@ pub trait Kernels: Backend {
         let g = Self::float_swap_dims(output_grad, 0, 1);
         let g = Self::float_reshape(g, Shape::new([c, n * h * w]));
         Self::float_reshape(Self::float_sum_dim(g, 1), Shape::new([c]))
+    }
+    /// `act(a[c] · x + b[c])` per channel c of an N × C × H × W tensor, the
+    /// activation a ReLU clipped at `relu_max` if given.
+    fn deepsent_channel_affine(x: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, relu_max: Option<f32>) -> FloatTensor<Self> {
+        let c = a.shape()[0];
+        let a = Self::float_reshape(a, Shape::new([1, c, 1, 1]));
+        let b = Self::float_reshape(b, Shape::new([1, c, 1, 1]));
+        let y = Self::float_add(Self::float_mul(x, a), b);
+        match relu_max {
+            None => y,
+            Some(max) if max.is_finite() => Self::float_clamp_max(Self::relu(y), max.into()),
+            Some(_) => Self::relu(y),
+        }
+    }
+    /// Gradients of [`Self::deepsent_channel_affine`] before its activation
+    /// (`du`): x's (when `want_x`), a's and b's.
+    fn deepsent_channel_affine_backward(x: FloatTensor<Self>, a: FloatTensor<Self>, du: FloatTensor<Self>, want_x: bool) -> (Option<FloatTensor<Self>>, FloatTensor<Self>, FloatTensor<Self>) {
+        let c = a.shape()[0];
+        let per_channel = |t: FloatTensor<Self>| {
+            let [n, c, h, w] = t.shape().dims();
+            let t = Self::float_reshape(Self::float_swap_dims(t, 0, 1), Shape::new([c, n * h * w]));
+            Self::float_reshape(Self::float_sum_dim(t, 1), Shape::new([c]))
+        };
+        let dx = want_x.then(|| Self::float_mul(du.clone(), Self::float_reshape(a, Shape::new([1, c, 1, 1]))));
+        let da = per_channel(Self::float_mul(du.clone(), x));
+        (dx, da, per_channel(du))
     }
     fn deepsent_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FloatTensor<Self> {
         Self::max_pool2d(x, kernel, stride, padding, [1, 1], ceil)
@@ -178,6 +204,31 @@ impl Kernels for Flex {
         tensor(db, vec![c])
     }
 
+    fn deepsent_channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor, relu_max: Option<f32>) -> FlexTensor {
+        let shape = x.shape();
+        if !ours(&[&x, &a, &b]) {
+            let c = shape[1];
+            let y = Flex::float_add(Flex::float_mul(x, Flex::float_reshape(a, Shape::new([1, c, 1, 1]))), Flex::float_reshape(b, Shape::new([1, c, 1, 1])));
+            return match relu_max {
+                None => y,
+                Some(max) => Flex::float_clamp(y, 0.0.into(), max.into()),
+            };
+        }
+        let mut y = vec![0.0f32; shape.num_elements()];
+        affine::forward(&values(&x), &values(&a), &values(&b), relu_max, shape[2] * shape[3], &mut y);
+        tensor(y, shape.to_vec())
+    }
+
+    fn deepsent_channel_affine_backward(x: FlexTensor, a: FlexTensor, du: FlexTensor, want_x: bool) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+        let shape = x.shape();
+        let c = shape[1];
+        let plane = shape[2] * shape[3];
+        let mut dx = want_x.then(|| vec![0.0f32; shape.num_elements()]);
+        let (mut da, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
+        affine::backward(&values(&x), &values(&a), &values(&du), plane, dx.as_deref_mut(), &mut da, &mut db);
+        (dx.map(|d| tensor(d, shape.to_vec())), tensor(da, vec![c]), tensor(db, vec![c]))
+    }
+
     fn deepsent_max_pool2d(x: FlexTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FlexTensor {
         Self::deepsent_max_pool2d_with_indices(x, kernel, stride, padding, ceil).0
     }
@@ -256,6 +307,35 @@ impl<B: Backend + Kernels> Backward<B, 1> for MaxPool2dBackward {
     }
 }
 
+#[derive(Debug)]
+struct ChannelAffineBackward;
+
+impl<B: Backend + Kernels> Backward<B, 3> for ChannelAffineBackward {
+    /// x, a, and with an activation its output and clip.
+    type State = (NodeId, NodeId, Option<(FloatTensor<B>, f32)>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_a, node_b] = ops.parents;
+        let mut grad = grads.consume::<B>(&ops.node);
+        let (x_state, a_state, relu) = ops.state;
+        if let Some((output, max)) = relu {
+            grad = B::deepsent_relu_backward(output, grad, max);
+        }
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let a = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(a_state);
+        let (dx, da, db) = B::deepsent_channel_affine_backward(x, a, grad, node_x.is_some());
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_a {
+            grads.register::<B>(node.id, da);
+        }
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, db);
+        }
+    }
+}
+
 impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     fn deepsent_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<Self> {
         match Conv2dBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
@@ -278,6 +358,19 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
                 prep.finish((x_state, indices, kernel, stride, padding, ceil), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::deepsent_max_pool2d(x.into_primitive(), kernel, stride, padding, ceil)),
+        }
+    }
+
+    fn deepsent_channel_affine(x: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, relu_max: Option<f32>) -> FloatTensor<Self> {
+        match ChannelAffineBackward.prepare::<C>([x.node(), a.node(), b.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let a_state = prep.checkpoint(&a);
+                let out = B::deepsent_channel_affine(x.into_primitive(), a.into_primitive(), b.into_primitive(), relu_max);
+                let relu = relu_max.map(|max| (out.clone(), max));
+                prep.finish((x_state, a_state, relu), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::deepsent_channel_affine(x.into_primitive(), a.into_primitive(), b.into_primitive(), relu_max)),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! deepsent's own CPU kernels where burn's are slow (measured by `deepsent
-//! bench --profile`): convolution with both gradients ([`conv`]) and max
-//! pooling ([`pool`]), plugged into burn as a backend extension
+//! bench --profile`): convolution with both gradients ([`conv`]), max
+//! pooling ([`pool`]) and per-channel affine maps with their ReLU ([`affine`]), plugged into burn as a backend extension
 //! ([`backend`]), so training and inference on the CPU use them and other
 //! backends keep burn's operations.
 
+pub mod affine;
 mod backend;
 pub mod conv;
 pub mod pool;
@@ -25,4 +26,10 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
 /// Max pooling with Caffe's rules (padding never wins; `ceil` rounds the output size up).
 pub fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_max_pool2d(x.into_dispatch(), kernel, stride, padding, ceil))
+}
+
+/// `act(a[c] · x + b[c])` for each channel c of x (N × C × H × W): a BatchNorm
+/// with fixed statistics, a Scale and a ReLU clipped at `relu_max`, in one pass.
+pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>, relu_max: Option<f32>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_channel_affine(x.into_dispatch(), a.into_dispatch(), b.into_dispatch(), relu_max))
 }
