@@ -24,7 +24,12 @@ pub struct BenchResult {
     pub threads: usize,
 }
 
-/// Gaussian-ish random weights (uniform ±0.01): speed does not depend on values.
+/// Random weights drawn as PyTorch initialises its layers, so activations and
+/// gradients keep their scale through a deep network: weights and biases of
+/// convolutions and inner products uniform in ±1/√fan-in, BatchNorm statistics
+/// mean 0 and variance 1, Scale 1 and 0. (Weights of ±0.01 everywhere shrink
+/// the signal layer after layer until the backward pass runs on subnormal
+/// floats, 10–40× slower on this CPU: a benchmark would measure that.)
 pub fn random_weights(spec: &NetSpec, seed: u64) -> Weights {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut w = Weights::default();
@@ -32,13 +37,21 @@ pub fn random_weights(spec: &NetSpec, seed: u64) -> Weights {
         if shapes.is_empty() {
             continue;
         }
+        let fan_in: usize = shapes[0].iter().skip(1).product();
+        let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         let blobs = shapes
             .into_iter()
             .enumerate()
             .map(|(i, s)| {
                 let n = s.iter().product();
-                // BatchNorm's third blob is a scale factor: keep it at 1.
-                let v = if matches!(l.kind, crate::model::LayerKind::BatchNorm { .. }) && i > 0 { vec![1.0; n] } else { (0..n).map(|_| rng.gen_range(-0.01..0.01)).collect() };
+                let v = match (&l.kind, i) {
+                    // Mean 0, variance 1, scale factor 1.
+                    (crate::model::LayerKind::BatchNorm { .. }, 0) => vec![0.0; n],
+                    (crate::model::LayerKind::BatchNorm { .. }, _) => vec![1.0; n],
+                    (crate::model::LayerKind::Scale { .. }, 0) => vec![1.0; n],
+                    (crate::model::LayerKind::Scale { .. }, _) => vec![0.0; n],
+                    _ => (0..n).map(|_| rng.gen_range(-bound..bound)).collect(),
+                };
                 Blob::new(s, v)
             })
             .collect();
