@@ -9,7 +9,7 @@
 //! gradient. The sum of the per-layer backward times approximates a training
 //! step's backward pass.
 
-use super::bench::random_weights;
+use super::bench::torch_like_weights;
 use crate::model::net::{to_f32s, Mode, Net};
 use crate::model::{LayerKind, NetSpec};
 use burn::prelude::*;
@@ -67,7 +67,7 @@ fn layer_gflop(kind: &LayerKind, input: &[usize], output: &[usize], n: usize) ->
 }
 
 pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow::Result<Profile> {
-    let weights = random_weights(&spec, 0);
+    let weights = torch_like_weights(&spec, 0);
     let net = Net::new(spec, &weights, &Device::flex())?;
     let shapes = net.spec.infer_shapes()?;
     let i = net.spec.input.clone();
