@@ -59,6 +59,11 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
     if !r.degenerate_folds.is_empty() {
         println!("degenerate folds (tied or constant answers): {:?}", r.degenerate_folds);
     }
+    if r.did_not_move() {
+        println!("the network did not move (test accuracy within one image of before training on every fold): this is a linear probe, not fine-tuning");
+    } else if !r.unmoved_folds.is_empty() {
+        println!("folds where the network did not move: {:?}", r.unmoved_folds);
+    }
     let command = super::command_line();
     std::fs::write(a.out.join("results.md"), deepsent::report::tables::crossval_table(&r, &command))?;
     println!("results: {} and results.md", a.out.join("results.json").display());

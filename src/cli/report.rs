@@ -16,6 +16,18 @@ pub enum ReportCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Rewrite a finished crossval run's results.json and results.md with this
+    /// version's verdicts (degenerate folds, folds where the network did not
+    /// move), keeping the command recorded in its results.md.
+    Crossval {
+        /// crossval run directory (with results.json and results.md).
+        run: PathBuf,
+    },
+}
+
+fn load(run: &std::path::Path) -> Result<CrossvalResults> {
+    let path = run.join("results.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {} (is the run finished?)", path.display()))?).with_context(|| format!("parsing {}", path.display()))
 }
 
 pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
@@ -23,10 +35,7 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
         ReportCommand::Surgery { runs, out } => {
             let mut loaded = Vec::new();
             for run in &runs {
-                let path = run.join("results.json");
-                let r: CrossvalResults = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {} (is the run finished?)", path.display()))?)
-                    .with_context(|| format!("parsing {}", path.display()))?;
-                loaded.push((run, r));
+                loaded.push((run, load(run)?));
             }
             let backbone = loaded[0].1.config.backbone.clone();
             let rows = loaded
@@ -41,6 +50,24 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
                     println!("{}", path.display());
                 }
                 None => print!("{table}"),
+            }
+        }
+        ReportCommand::Crossval { run } => {
+            let mut r = load(&run)?;
+            r.derive_flags();
+            let md_path = run.join("results.md");
+            let old = std::fs::read_to_string(&md_path).with_context(|| format!("reading {}", md_path.display()))?;
+            let command = old
+                .split_once("```sh\n")
+                .and_then(|(_, rest)| rest.split_once("\n```"))
+                .map(|(c, _)| c.to_string())
+                .with_context(|| format!("{} records no command (a ```sh block)", md_path.display()))?;
+            deepsent::atomic_write::write(&run.join("results.json"), serde_json::to_string_pretty(&r)?)?;
+            deepsent::atomic_write::write(&md_path, deepsent::report::tables::crossval_table(&r, &command))?;
+            if r.did_not_move() {
+                println!("{}: the network did not move on any fold: a linear probe", run.display());
+            } else {
+                println!("{}: folds where the network did not move: {:?}", run.display(), r.unmoved_folds);
             }
         }
     }

@@ -64,6 +64,31 @@ pub struct CrossvalResults {
     pub std_kind: String,
     /// Folds whose answers were degenerate (their accuracy means nothing).
     pub degenerate_folds: Vec<usize>,
+    /// Folds where training changed the centre-crop test accuracy by at most
+    /// one image: there the network did not move, and the run is its
+    /// starting point (a linear probe, with a probe-initialised head), not a
+    /// fine-tuned network.
+    #[serde(default)]
+    pub unmoved_folds: Vec<usize>,
+}
+
+impl CrossvalResults {
+    /// Recomputes what the folds imply (degenerate and unmoved folds): for a
+    /// new run, and for one written before a field existed.
+    pub fn derive_flags(&mut self) {
+        self.degenerate_folds = self.folds.iter().filter(|r| r.center.degenerate.is_some() || r.oversample.degenerate.is_some()).map(|r| r.fold).collect();
+        self.unmoved_folds = self.folds.iter().filter(|r| unmoved(r)).map(|r| r.fold).collect();
+    }
+
+    /// Whether every fold is unmoved: the run must not be called fine-tuning.
+    pub fn did_not_move(&self) -> bool {
+        !self.folds.is_empty() && self.unmoved_folds.len() == self.folds.len()
+    }
+}
+
+/// A fold whose test accuracy after training is within one image of before.
+fn unmoved(r: &FoldResult) -> bool {
+    r.acc_center_before.is_some_and(|before| (r.acc_center - before).abs() * r.center.images.max(1) as f64 <= 1.0 + 1e-9)
 }
 
 pub struct Crossval<'a> {
@@ -102,8 +127,7 @@ impl Crossval<'_> {
         let o: Vec<f64> = results.iter().map(|r| r.acc_oversample).collect();
         let (mean_center, std_center) = mean_std(&c);
         let (mean_oversample, std_oversample) = mean_std(&o);
-        let degenerate_folds = results.iter().filter(|r| r.center.degenerate.is_some() || r.oversample.degenerate.is_some()).map(|r| r.fold).collect();
-        let all = CrossvalResults {
+        let mut all = CrossvalResults {
             config: self.config.clone(),
             folds: results,
             mean_center,
@@ -111,8 +135,10 @@ impl Crossval<'_> {
             mean_oversample,
             std_oversample,
             std_kind: "population (ddof 0) over folds".into(),
-            degenerate_folds,
+            degenerate_folds: Vec::new(),
+            unmoved_folds: Vec::new(),
         };
+        all.derive_flags();
         crate::atomic_write::write(&out.join("results.json"), serde_json::to_string_pretty(&all)?)?;
         Ok(all)
     }
@@ -191,5 +217,40 @@ impl Crossval<'_> {
         let _ = std::fs::remove_file(dir.join("checkpoint.safetensors"));
         eprintln!("{name}: centre {:.3}, 10-crop {:.3} ({:.0} s)", result.acc_center, result.acc_oversample, train_seconds);
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod unmoved_tests {
+    use super::*;
+
+    fn results(folds: &[(usize, f64, Option<f64>)]) -> CrossvalResults {
+        let scored = serde_json::json!({"accuracy": 0.5, "tied": 0, "predicted_positive": 88, "images": 176, "degenerate": null});
+        let config = serde_json::json!({"backbone": "b", "weights": "w", "dataset": "d", "surgery": "", "solver": crate::train::SolverSettings::default(),
+            "seed": 0, "folds": folds.iter().map(|f| f.0).collect::<Vec<_>>(), "head_init": "probe", "new_lr_mult": 1.0});
+        let folds: Vec<_> = folds
+            .iter()
+            .map(|&(k, after, before)| serde_json::json!({"fold": k, "acc_center": after, "acc_oversample": after, "epochs": 1.0, "iterations": 1, "train_seconds": 1.0,
+                "center": scored, "oversample": scored, "final_loss": 0.7, "probe_init": null, "acc_center_before": before}))
+            .collect();
+        // A results.json written before `unmoved_folds` existed still reads.
+        let mut r: CrossvalResults = serde_json::from_value(serde_json::json!({"config": config, "folds": folds, "mean_center": 0.5, "std_center": 0.0,
+            "mean_oversample": 0.5, "std_oversample": 0.0, "std_kind": "population", "degenerate_folds": []}))
+        .unwrap();
+        r.derive_flags();
+        r
+    }
+
+    #[test]
+    fn a_fold_within_one_test_image_of_its_start_did_not_move() {
+        // 176 test images: one image is 1/176 of accuracy.
+        let r = results(&[(1, 0.5 + 1.0 / 176.0, Some(0.5)), (2, 0.5 - 2.0 / 176.0, Some(0.5)), (3, 0.5, None), (4, 0.5, Some(0.5))]);
+        assert_eq!(r.unmoved_folds, [1, 4]);
+        assert!(!r.did_not_move());
+        let table = crate::report::tables::crossval_table(&r, "c");
+        assert!(table.starts_with("# Fine-tuning") && table.contains("did not move (test accuracy within one image of before training): [1, 4]"), "{table}");
+        let still = results(&[(1, 0.5, Some(0.5)), (2, 0.5 - 1.0 / 176.0, Some(0.5))]);
+        assert!(still.did_not_move());
+        assert!(crate::report::tables::crossval_table(&still, "c").starts_with("# Not fine-tuned — the network did not move"));
     }
 }

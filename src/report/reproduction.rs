@@ -72,6 +72,9 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
 
     // Table 1.
     let _ = writeln!(md, "## Table 1 — fine-tuning\n");
+    if ft.did_not_move() {
+        let _ = writeln!(md, "> **The network did not move: this is a linear probe, not fine-tuning.** On every fold training changed the test accuracy by at most one image.\n");
+    }
     let ((pc, pcs), (po, pos)) = super::paper::FINETUNED;
     let _ = writeln!(md, "| | centre crop | 10-crop |\n|---|---|---|");
     let _ = writeln!(md, "| ours ({}, `{}`) | {:.3} ± {:.3} | {:.3} ± {:.3} |", exp.backbone, exp.finetune.surgery(), ft.mean_center, ft.std_center, ft.mean_oversample, ft.std_oversample);

@@ -9,7 +9,12 @@ use std::fmt::Write;
 pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     let mut s = String::new();
     let c = &r.config;
-    let _ = writeln!(s, "# Fine-tuning by {}-fold cross-validation: {}\n", r.folds.len(), c.backbone);
+    if r.did_not_move() {
+        let _ = writeln!(s, "# Not fine-tuned — the network did not move: {}-fold cross-validation of {}, a linear probe\n", r.folds.len(), c.backbone);
+        let _ = writeln!(s, "On every fold training changed the centre-crop test accuracy by at most one image: these rows measure the starting point (the head initialised by the probe, scored with a 10-crop average), not what fine-tuning adds.\n");
+    } else {
+        let _ = writeln!(s, "# Fine-tuning by {}-fold cross-validation: {}\n", r.folds.len(), c.backbone);
+    }
     let _ = writeln!(s, "Dataset {}; surgery `{}`; head {:?}; seed {}.\n", c.dataset, c.surgery, c.head_init, c.seed);
     let _ = writeln!(s, "| fold | before fine-tuning | centre crop | 10-crop | train s |");
     let _ = writeln!(s, "|---|---|---|---|---|");
@@ -33,6 +38,9 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     let _ = writeln!(s, "\nStandard deviation: {}. Solver: base lr {}, momentum {}, weight decay {}, ×{} every {} epochs, {} epochs, batch {} (micro-batches of {}), new layers' lr ×{}.", r.std_kind, c.solver.base_lr, c.solver.momentum, c.solver.weight_decay, c.solver.gamma, c.solver.step_epochs, c.solver.epochs, c.solver.batch, c.solver.micro_batch, c.new_lr_mult);
     if !r.degenerate_folds.is_empty() {
         let _ = writeln!(s, "\nDegenerate folds (tied or constant answers; their accuracy means nothing): {:?}.", r.degenerate_folds);
+    }
+    if !r.unmoved_folds.is_empty() && !r.did_not_move() {
+        let _ = writeln!(s, "\nFolds where the network did not move (test accuracy within one image of before training): {:?}.", r.unmoved_folds);
     }
     let _ = writeln!(s, "\nCommand:\n\n```sh\n{command}\n```");
     s
@@ -104,7 +112,10 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
     for r in rows {
         let paper = r.paper.and_then(|v| super::paper::SURGERY.iter().find(|p| p.0 == v));
         let (pc, po) = paper.map_or(("–".into(), "–".into()), |p| (format!("{:.3}", p.1), format!("{:.3}", p.2)));
-        let mark = if r.results.degenerate_folds.is_empty() { String::new() } else { format!(" (degenerate folds {:?})", r.results.degenerate_folds) };
+        let mut mark = if r.results.degenerate_folds.is_empty() { String::new() } else { format!(" (degenerate folds {:?})", r.results.degenerate_folds) };
+        if !r.results.unmoved_folds.is_empty() {
+            mark += &format!(" (did not move on folds {:?})", r.results.unmoved_folds);
+        }
         let _ = writeln!(
             s,
             "| {} | {} | `{}` | {} | {} | {:.3} ± {:.3}{mark} | {:.3} ± {:.3} | {pc} | {po} |",
