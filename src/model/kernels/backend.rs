@@ -12,7 +12,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, ConvOptions, FloatTensorOps, ModuleOps};
+use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
 use burn::tensor::{DType, IntDType, Shape, TensorData};
@@ -24,22 +24,12 @@ use burn::tensor::{DType, IntDType, Shape, TensorData};
 pub trait Kernels: Backend {
     /// The convolution, then a ReLU clipped at `relu_max` if given (∞: a plain ReLU).
     fn deepsent_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<Self> {
-        let y = Self::conv2d(x, weight, Some(bias), options);
-        match relu_max {
-            None => y,
-            Some(max) if max.is_finite() => Self::float_clamp_max(Self::relu(y), max.into()),
-            Some(_) => Self::relu(y),
-        }
+        burn_ops::conv2d::<Self>(x, weight, bias, options, relu_max)
     }
     /// The gradient through a ReLU clipped at `max`, from its output: it
     /// passes where 0 < output < max.
     fn deepsent_relu_backward(output: FloatTensor<Self>, output_grad: FloatTensor<Self>, max: f32) -> FloatTensor<Self> {
-        let grad = Self::relu_backward(output.clone(), output_grad);
-        if !max.is_finite() {
-            return grad;
-        }
-        // max − output ≤ 0 where the clip is active.
-        Self::relu_backward(Self::float_add_scalar(Self::float_neg(output), max.into()), grad)
+        burn_ops::relu_backward::<Self>(output, output_grad, max)
     }
     fn deepsent_conv2d_x_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
         Self::conv2d_x_backward(x, weight, output_grad, options)
@@ -49,36 +39,17 @@ pub trait Kernels: Backend {
     }
     /// The output gradient summed over batch and positions, per channel.
     fn deepsent_conv2d_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let [n, c, h, w] = output_grad.shape().dims();
-        let g = Self::float_swap_dims(output_grad, 0, 1);
-        let g = Self::float_reshape(g, Shape::new([c, n * h * w]));
-        Self::float_reshape(Self::float_sum_dim(g, 1), Shape::new([c]))
+        burn_ops::per_channel_sum::<Self>(output_grad)
     }
     /// `act(a[c] · x + b[c])` per channel c of an N × C × H × W tensor, the
     /// activation a ReLU clipped at `relu_max` if given.
     fn deepsent_channel_affine(x: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, relu_max: Option<f32>) -> FloatTensor<Self> {
-        let c = a.shape()[0];
-        let a = Self::float_reshape(a, Shape::new([1, c, 1, 1]));
-        let b = Self::float_reshape(b, Shape::new([1, c, 1, 1]));
-        let y = Self::float_add(Self::float_mul(x, a), b);
-        match relu_max {
-            None => y,
-            Some(max) if max.is_finite() => Self::float_clamp_max(Self::relu(y), max.into()),
-            Some(_) => Self::relu(y),
-        }
+        burn_ops::channel_affine::<Self>(x, a, b, relu_max)
     }
     /// Gradients of [`Self::deepsent_channel_affine`] before its activation
     /// (`du`): x's (when `want_x`), a's and b's.
     fn deepsent_channel_affine_backward(x: FloatTensor<Self>, a: FloatTensor<Self>, du: FloatTensor<Self>, want_x: bool) -> (Option<FloatTensor<Self>>, FloatTensor<Self>, FloatTensor<Self>) {
-        let c = a.shape()[0];
-        let per_channel = |t: FloatTensor<Self>| {
-            let [n, c, h, w] = t.shape().dims();
-            let t = Self::float_reshape(Self::float_swap_dims(t, 0, 1), Shape::new([c, n * h * w]));
-            Self::float_reshape(Self::float_sum_dim(t, 1), Shape::new([c]))
-        };
-        let dx = want_x.then(|| Self::float_mul(du.clone(), Self::float_reshape(a, Shape::new([1, c, 1, 1]))));
-        let da = per_channel(Self::float_mul(du.clone(), x));
-        (dx, da, per_channel(du))
+        burn_ops::channel_affine_backward::<Self>(x, a, du, want_x)
     }
     fn deepsent_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FloatTensor<Self> {
         Self::max_pool2d(x, kernel, stride, padding, [1, 1], ceil)
@@ -91,6 +62,56 @@ pub trait Kernels: Backend {
     #[allow(clippy::too_many_arguments)]
     fn deepsent_max_pool2d_backward(x: FloatTensor<Self>, output_grad: FloatTensor<Self>, indices: IntTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FloatTensor<Self> {
         Self::max_pool2d_with_indices_backward(x, kernel, stride, padding, [1, 1], ceil, output_grad, indices).x_grad
+    }
+}
+
+/// Each kernel in burn's own operations: the trait's default bodies (other
+/// backends), and what the CPU kernels fall back to for dtypes other than f32.
+mod burn_ops {
+    use super::*;
+
+    /// A ReLU clipped at `relu_max` (∞: plain), or nothing.
+    fn activation<B: Backend>(y: FloatTensor<B>, relu_max: Option<f32>) -> FloatTensor<B> {
+        match relu_max {
+            None => y,
+            Some(max) if max.is_finite() => B::float_clamp_max(B::relu(y), max.into()),
+            Some(_) => B::relu(y),
+        }
+    }
+
+    pub fn conv2d<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>, options: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<B> {
+        activation::<B>(B::conv2d(x, weight, Some(bias), options), relu_max)
+    }
+
+    pub fn relu_backward<B: Backend>(output: FloatTensor<B>, output_grad: FloatTensor<B>, max: f32) -> FloatTensor<B> {
+        let grad = B::relu_backward(output.clone(), output_grad);
+        if !max.is_finite() {
+            return grad;
+        }
+        // max − output ≤ 0 where the clip is active.
+        B::relu_backward(B::float_add_scalar(B::float_neg(output), max.into()), grad)
+    }
+
+    /// Σ over batch and positions, per channel, of an N × C × H × W tensor.
+    pub fn per_channel_sum<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+        let [n, c, h, w] = t.shape().dims();
+        let t = B::float_reshape(B::float_swap_dims(t, 0, 1), Shape::new([c, n * h * w]));
+        B::float_reshape(B::float_sum_dim(t, 1), Shape::new([c]))
+    }
+
+    fn as_channels<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+        let c = t.shape()[0];
+        B::float_reshape(t, Shape::new([1, c, 1, 1]))
+    }
+
+    pub fn channel_affine<B: Backend>(x: FloatTensor<B>, a: FloatTensor<B>, b: FloatTensor<B>, relu_max: Option<f32>) -> FloatTensor<B> {
+        activation::<B>(B::float_add(B::float_mul(x, as_channels::<B>(a)), as_channels::<B>(b)), relu_max)
+    }
+
+    pub fn channel_affine_backward<B: Backend>(x: FloatTensor<B>, a: FloatTensor<B>, du: FloatTensor<B>, want_x: bool) -> (Option<FloatTensor<B>>, FloatTensor<B>, FloatTensor<B>) {
+        let dx = want_x.then(|| B::float_mul(du.clone(), as_channels::<B>(a)));
+        let da = per_channel_sum::<B>(B::float_mul(du.clone(), x));
+        (dx, da, per_channel_sum::<B>(du))
     }
 }
 
@@ -148,11 +169,7 @@ fn ours(ts: &[&FlexTensor]) -> bool {
 impl Kernels for Flex {
     fn deepsent_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>, relu_max: Option<f32>) -> FlexTensor {
         if !ours(&[&x, &weight, &bias]) {
-            let y = Flex::conv2d(x, weight, Some(bias), options);
-            return match relu_max {
-                None => y,
-                Some(max) => Flex::float_clamp(y, 0.0.into(), max.into()),
-            };
+            return burn_ops::conv2d::<Flex>(x, weight, bias, options, relu_max);
         }
         let g = geometry(&x.shape(), &weight.shape(), &options);
         let mut out = vec![0.0f32; g.batch * g.outputs * g.out_height * g.out_width];
@@ -162,8 +179,7 @@ impl Kernels for Flex {
 
     fn deepsent_relu_backward(output: FlexTensor, output_grad: FlexTensor, max: f32) -> FlexTensor {
         if !ours(&[&output, &output_grad]) {
-            let grad = Flex::relu_backward(output.clone(), output_grad);
-            return Flex::relu_backward(Flex::float_add_scalar(Flex::float_neg(output), max.into()), grad);
+            return burn_ops::relu_backward::<Flex>(output, output_grad, max);
         }
         // In place when the gradient is a dense tensor of its own (it usually is).
         let dense = |t: &FlexTensor| t.is_contiguous() && t.layout().start_offset() == 0 && t.storage::<f32>().len() == t.shape().num_elements();
@@ -193,33 +209,29 @@ impl Kernels for Flex {
     }
 
     fn deepsent_conv2d_bias_grad(output_grad: FlexTensor) -> FlexTensor {
-        let [n, c, h, w] = output_grad.shape().dims();
         if !ours(&[&output_grad]) {
-            let g = Flex::float_swap_dims(output_grad, 0, 1);
-            let g = Flex::float_reshape(g, Shape::new([c, n * h * w]));
-            return Flex::float_reshape(Flex::float_sum_dim(g, 1), Shape::new([c]));
+            return burn_ops::per_channel_sum::<Flex>(output_grad);
         }
+        let [n, c, h, w] = output_grad.shape().dims();
         let mut db = vec![0.0f32; c];
         conv::bias_grad(n, c, h * w, &values(&output_grad), &mut db);
         tensor(db, vec![c])
     }
 
     fn deepsent_channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor, relu_max: Option<f32>) -> FlexTensor {
-        let shape = x.shape();
         if !ours(&[&x, &a, &b]) {
-            let c = shape[1];
-            let y = Flex::float_add(Flex::float_mul(x, Flex::float_reshape(a, Shape::new([1, c, 1, 1]))), Flex::float_reshape(b, Shape::new([1, c, 1, 1])));
-            return match relu_max {
-                None => y,
-                Some(max) => Flex::float_clamp(y, 0.0.into(), max.into()),
-            };
+            return burn_ops::channel_affine::<Flex>(x, a, b, relu_max);
         }
+        let shape = x.shape();
         let mut y = vec![0.0f32; shape.num_elements()];
         affine::forward(&values(&x), &values(&a), &values(&b), relu_max, shape[2] * shape[3], &mut y);
         tensor(y, shape.to_vec())
     }
 
     fn deepsent_channel_affine_backward(x: FlexTensor, a: FlexTensor, du: FlexTensor, want_x: bool) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+        if !ours(&[&x, &a, &du]) {
+            return burn_ops::channel_affine_backward::<Flex>(x, a, du, want_x);
+        }
         let shape = x.shape();
         let c = shape[1];
         let plane = shape[2] * shape[3];
