@@ -215,12 +215,7 @@ impl Net {
                 let b = params.get(1).cloned();
                 let options = ConvOptions::new_with_padding(*stride, *pad, *dilation, *group);
                 if burn_kernels() {
-                    let y = conv2d(x, w, b, options);
-                    match relu_max {
-                        Some(max) if max.is_finite() => activation::relu(y).clamp_max(max),
-                        Some(_) => activation::relu(y),
-                        None => y,
-                    }
+                    clipped_relu(conv2d(x, w, b, options), relu_max)
                 } else {
                     super::kernels::conv2d(x, w, b, options, relu_max)
                 }
@@ -305,12 +300,7 @@ impl Net {
                 // channel: y = act(a·x + b).
                 let (a, b) = self.channel_affine(index, all_params);
                 if burn_kernels() {
-                    let y = x * per_channel(&a) + per_channel(&b);
-                    match relu_max {
-                        Some(max) if max.is_finite() => activation::relu(y).clamp_max(max),
-                        Some(_) => activation::relu(y),
-                        None => y,
-                    }
+                    clipped_relu(x * per_channel(&a) + per_channel(&b), relu_max)
                 } else {
                     super::kernels::channel_affine(x, a, b, relu_max)
                 }
@@ -397,6 +387,16 @@ fn fused_len(spec: &NetSpec, index: usize) -> usize {
         len += 1;
     }
     len
+}
+
+/// The ReLU that ends a fused step, on burn's operations: clipped at
+/// `relu_max` (∞: plain), or none.
+fn clipped_relu(y: Tensor<4>, relu_max: Option<f32>) -> Tensor<4> {
+    match relu_max {
+        Some(max) if max.is_finite() => activation::relu(y).clamp_max(max),
+        Some(_) => activation::relu(y),
+        None => y,
+    }
 }
 
 /// `DEEPSENT_KERNELS=burn` runs convolution and max pooling on burn's own
