@@ -10,7 +10,7 @@ use deepsent::model::net::to_f32s;
 use deepsent::model::surgery::{parse_ops, Patient};
 use deepsent::model::{Arch, Blob, Net, Weights};
 use deepsent::preprocess::{ImageCache, Preprocess, Resize};
-use deepsent::train::solver::{Sgd, SolverSettings};
+use deepsent::train::solver::{Augment, DecayTarget, Schedule, Sgd, SolverSettings};
 use deepsent::train::{fit, FitConfig};
 
 fn t1(v: &[f32]) -> Tensor<1> {
@@ -66,31 +66,45 @@ fn tiny() -> (Net, Preprocess, Vec<image::RgbImage>, Vec<usize>) {
 
 #[test]
 fn resume_after_interruption_is_bit_identical() {
-    let s = SolverSettings { epochs: 4.0, batch: 6, micro_batch: 3, step_epochs: 2.0, base_lr: 0.01, ..Default::default() };
-    let run = |dir: &std::path::Path, interrupt: bool| -> Weights {
-        let (mut net, pre, images, labels) = tiny();
-        let refs: Vec<&image::RgbImage> = images.iter().collect();
-        let cfg = |stop| FitConfig { settings: &s, seed: 4, run_dir: dir, name: "tiny".into(), stop_after: stop };
-        if interrupt {
-            fit(&mut net, &pre, &refs, &labels, &cfg(Some(3)), |_| None).unwrap();
-            // A fresh process: new net from the initial weights, state from the checkpoint.
-            let (fresh, ..) = tiny();
-            net = fresh;
-        }
-        let log = fit(&mut net, &pre, &refs, &labels, &cfg(None), |_| None).unwrap();
-        assert_eq!(log.len(), 4, "one log line per epoch");
-        net.weights()
+    let paper = SolverSettings { epochs: 4.0, batch: 6, micro_batch: 3, step_epochs: 2.0, base_lr: 0.01, ..Default::default() };
+    // Every option that keeps state or draws random numbers: the weight
+    // average, the L2-SP anchor, the strong augmentation, the schedule.
+    let options = SolverSettings {
+        schedule: Schedule::Cosine,
+        warmup_epochs: 1.0,
+        layer_decay: 0.8,
+        decay_to: DecayTarget::Pretrained,
+        swa_epochs: 2.0,
+        augment: Augment::Strong,
+        ..paper.clone()
     };
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let straight = run(a.path(), false);
-    let resumed = run(b.path(), true);
-    assert_eq!(straight, resumed);
-    let (initial, ..) = tiny();
-    assert_ne!(straight, initial.weights(), "training changed the weights");
-    let log_a = std::fs::read_to_string(a.path().join("log.jsonl")).unwrap();
-    let log_b = std::fs::read_to_string(b.path().join("log.jsonl")).unwrap();
-    let losses = |t: &str| t.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap()).collect::<Vec<_>>();
-    assert_eq!(losses(&log_a), losses(&log_b));
+    for s in [paper, options] {
+        let run = |dir: &std::path::Path, interrupt: bool| -> Weights {
+            let (mut net, pre, images, labels) = tiny();
+            let refs: Vec<&image::RgbImage> = images.iter().collect();
+            let cfg = |stop| FitConfig { settings: &s, seed: 4, run_dir: dir, name: "tiny".into(), stop_after: stop, new_layers: &[] };
+            if interrupt {
+                // Stopped inside the weight-averaged epochs (iterations 5–8 of 8).
+                fit(&mut net, &pre, &refs, &labels, &cfg(Some(6)), |_| None).unwrap();
+                // A fresh process: new net from the initial weights, state from the checkpoint.
+                let (fresh, ..) = tiny();
+                net = fresh;
+            }
+            let log = fit(&mut net, &pre, &refs, &labels, &cfg(None), |_| None).unwrap();
+            assert_eq!(log.len(), 4, "one log line per epoch");
+            net.weights()
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let straight = run(a.path(), false);
+        let resumed = run(b.path(), true);
+        assert_eq!(straight, resumed, "{s:?}");
+        let (initial, ..) = tiny();
+        assert_ne!(straight, initial.weights(), "training changed the weights");
+        let log_a = std::fs::read_to_string(a.path().join("log.jsonl")).unwrap();
+        let log_b = std::fs::read_to_string(b.path().join("log.jsonl")).unwrap();
+        let losses = |t: &str| t.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap()).collect::<Vec<_>>();
+        assert_eq!(losses(&log_a), losses(&log_b));
+    }
 }
 
 /// CaffeNet from the synthetic caffemodel (random weights written in the
@@ -120,7 +134,7 @@ fn caffenet_fine_tunes_from_a_caffemodel_on_real_images() {
     // 8 images, batch 8: each iteration is one epoch over the same images.
     let s = SolverSettings { epochs: 4.0, batch: 8, micro_batch: 4, base_lr: 0.01, ..Default::default() };
     let run_dir = dir.path().join("run");
-    let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &run_dir, name: "caffenet".into(), stop_after: None }, |_| None).unwrap();
+    let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &run_dir, name: "caffenet".into(), stop_after: None, new_layers: &[] }, |_| None).unwrap();
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|e| e.loss.is_finite()));
     assert!(log[3].loss < log[0].loss, "loss did not fall: {:?}", log.iter().map(|e| e.loss).collect::<Vec<_>>());
@@ -138,7 +152,7 @@ fn every_caffenet_surgery_preset_trains_on_real_images() {
         let base_lr = preset.base_lr.unwrap_or(0.001);
         let s = SolverSettings { epochs: 2.0, batch: 4, micro_batch: 4, base_lr, ..Default::default() };
         let run_dir = dir.path().join(preset.name);
-        let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &run_dir, name: preset.name.into(), stop_after: None }, |_| None).unwrap();
+        let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &run_dir, name: preset.name.into(), stop_after: None, new_layers: &[] }, |_| None).unwrap();
         assert_eq!(log.len(), 2, "{}", preset.name);
         assert!(log.iter().all(|e| e.loss.is_finite() && e.loss > 0.0), "{}: {:?}", preset.name, log);
     }

@@ -4,6 +4,7 @@ use super::recipe_args::RecipeArgs;
 use anyhow::Result;
 use clap::Args;
 use deepsent::eval::crossval::{Crossval, CrossvalConfig};
+use deepsent::eval::search::SearchKey;
 use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,15 @@ pub struct CrossvalArgs {
     /// Images per test-time forward pass.
     #[arg(long, default_value_t = 16)]
     eval_batch: usize,
+    /// Choose a setting per fold by nested search: KEY=V1,V2,… (repeatable;
+    /// every combination is tried), e.g. --search base_lr=1e-4,1e-3. Each
+    /// value is trained on the fold's training part less a held-out slice and
+    /// scored on that slice; the outer test part is never used to choose.
+    #[arg(long, value_name = "KEY=V1,V2")]
+    search: Vec<SearchKey>,
+    /// Fraction of each fold's training part held out to score --search.
+    #[arg(long, default_value_t = 0.2)]
+    holdout: f64,
 }
 
 pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
@@ -47,7 +57,16 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
         folds,
         head_init: a.recipe.head_init,
         new_lr_mult: a.recipe.new_lr_mult,
+        search: a.search.clone(),
+        holdout: a.holdout,
     };
+    if !(0.0..1.0).contains(&config.holdout) || config.holdout == 0.0 {
+        anyhow::bail!("--holdout {} must be between 0 and 1", config.holdout);
+    }
+    // Every point of the grid must be a valid recipe before hours are spent on the first.
+    for point in deepsent::eval::search::grid(&config.search) {
+        deepsent::eval::search::apply(&config, &point)?;
+    }
     let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config, eval_batch: a.eval_batch };
     let r = cv.run(&a.out)?;
     println!("fold  centre  10-crop");

@@ -3,6 +3,7 @@ use clap::Args;
 use deepsent::eval::recipe::HeadInit;
 use deepsent::model::surgery::{self, Op};
 use deepsent::model::Arch;
+use deepsent::train::solver::{Augment, DecayTarget, Schedule};
 use deepsent::train::SolverSettings;
 
 /// Caffe solver settings; the defaults are the paper's.
@@ -30,6 +31,31 @@ pub struct SolverArgs {
     /// Images per forward/backward pass (gradients are accumulated to --batch).
     #[arg(long, default_value_t = 32)]
     pub micro_batch: usize,
+    /// How the rate falls after the warm-up: step (the paper's) or cosine.
+    #[arg(long, value_enum, default_value_t = Schedule::Step)]
+    pub schedule: Schedule,
+    /// Epochs of linear warm-up from 0 to --base-lr.
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup_epochs: f64,
+    /// Each weight layer's rate is this to the power of its depth below the
+    /// top weight layer (1: the same rate everywhere).
+    #[arg(long, default_value_t = 1.0)]
+    pub layer_decay: f64,
+    /// Keep the weights of this many bottom weight layers (convolutions and
+    /// inner products, from the input).
+    #[arg(long, default_value_t = 0)]
+    pub freeze_layers: usize,
+    /// What weight decay pulls toward: zero (Caffe's) or pretrained (L2-SP).
+    #[arg(long, value_enum, default_value_t = DecayTarget::Zero)]
+    pub decay_to: DecayTarget,
+    /// Keep the average of the weights at the end of each of the last this
+    /// many epochs (stochastic weight averaging); 0: the last weights.
+    #[arg(long, default_value_t = 0.0)]
+    pub swa_epochs: f64,
+    /// Training views: paper (random crop + mirror) or strong (random-resized
+    /// crop + mirror + colour jitter).
+    #[arg(long, value_enum, default_value_t = Augment::Paper)]
+    pub augment: Augment,
 }
 
 impl SolverArgs {
@@ -44,6 +70,13 @@ impl SolverArgs {
             epochs: self.epochs,
             batch: self.batch,
             micro_batch: self.micro_batch,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup_epochs,
+            layer_decay: self.layer_decay,
+            freeze_layers: self.freeze_layers,
+            decay_to: self.decay_to,
+            swa_epochs: self.swa_epochs,
+            augment: self.augment,
         }
     }
 }

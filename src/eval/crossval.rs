@@ -10,7 +10,10 @@ use crate::model::saved::{ModelCard, SavedModel};
 use crate::model::surgery::Op;
 use crate::model::Net;
 use crate::preprocess::ImageCache;
+use super::movement::{largest_pretrained, LayerMovement};
+use super::paired::{paired, PairedSummary};
 use super::recipe::{HeadInit, Recipe, Trained};
+use super::search::{SearchKey, SearchRecord};
 use crate::train::SolverSettings;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -31,6 +34,16 @@ pub struct CrossvalConfig {
     pub head_init: HeadInit,
     /// Learning-rate multiplier of new layers (the paper: 10).
     pub new_lr_mult: f32,
+    /// Settings chosen per fold by nested search (empty: none searched).
+    #[serde(default)]
+    pub search: Vec<SearchKey>,
+    /// Fraction of each fold's training part held out to score the search.
+    #[serde(default = "default_holdout")]
+    pub holdout: f64,
+}
+
+fn default_holdout() -> f64 {
+    0.2
 }
 
 
@@ -50,6 +63,12 @@ pub struct FoldResult {
     pub probe_init: Option<super::probe_init::ProbeInit>,
     /// Centre-crop test accuracy before fine-tuning (the initialised network).
     pub acc_center_before: Option<f64>,
+    /// How far each weight layer moved in training (relative L2 change).
+    #[serde(default)]
+    pub movement: Vec<LayerMovement>,
+    /// The nested search that chose this fold's settings, if any.
+    #[serde(default)]
+    pub search: Option<SearchRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +89,9 @@ pub struct CrossvalResults {
     /// fine-tuned network.
     #[serde(default)]
     pub unmoved_folds: Vec<usize>,
+    /// Fine-tuned minus starting centre-crop test accuracy, paired by fold.
+    #[serde(default)]
+    pub paired_center: Option<PairedSummary>,
 }
 
 impl CrossvalResults {
@@ -78,6 +100,8 @@ impl CrossvalResults {
     pub fn derive_flags(&mut self) {
         self.degenerate_folds = self.folds.iter().filter(|r| r.center.degenerate.is_some() || r.oversample.degenerate.is_some()).map(|r| r.fold).collect();
         self.unmoved_folds = self.folds.iter().filter(|r| unmoved(r)).map(|r| r.fold).collect();
+        let pairs: Option<Vec<(f64, f64)>> = self.folds.iter().map(|r| r.acc_center_before.map(|b| (b, r.acc_center))).collect();
+        self.paired_center = pairs.and_then(|p| paired(&p));
     }
 
     /// Whether every fold is unmoved: the run must not be called fine-tuning.
@@ -86,9 +110,16 @@ impl CrossvalResults {
     }
 }
 
-/// A fold whose test accuracy after training is within one image of before.
+/// A pretrained layer whose weights changed by less than this (relative L2)
+/// did not move.
+pub const BARELY_MOVED: f64 = 1e-3;
+
+/// A fold whose test accuracy after training is within one image of before,
+/// and (where recorded) whose pretrained layers barely moved.
 fn unmoved(r: &FoldResult) -> bool {
-    r.acc_center_before.is_some_and(|before| (r.acc_center - before).abs() * r.center.images.max(1) as f64 <= 1.0 + 1e-9)
+    let same_answers = r.acc_center_before.is_some_and(|before| (r.acc_center - before).abs() * r.center.images.max(1) as f64 <= 1.0 + 1e-9);
+    let still = r.movement.is_empty() || largest_pretrained(&r.movement).is_none_or(|c| c < BARELY_MOVED);
+    same_answers && still
 }
 
 pub struct Crossval<'a> {
@@ -137,19 +168,21 @@ impl Crossval<'_> {
             std_kind: "population (ddof 0) over folds".into(),
             degenerate_folds: Vec::new(),
             unmoved_folds: Vec::new(),
+            paired_center: None,
         };
         all.derive_flags();
         crate::atomic_write::write(&out.join("results.json"), serde_json::to_string_pretty(&all)?)?;
         Ok(all)
     }
 
-    fn recipe(&self) -> Recipe<'_> {
+    /// The recipe of `config` (the run's, or a point of its search).
+    pub fn recipe_of<'b>(&'b self, config: &'b CrossvalConfig) -> Recipe<'b> {
         Recipe {
             backbone: self.backbone,
             ops: self.ops,
-            solver: &self.config.solver,
-            head_init: self.config.head_init,
-            new_lr_mult: self.config.new_lr_mult,
+            solver: &config.solver,
+            head_init: config.head_init,
+            new_lr_mult: config.new_lr_mult,
             eval_batch: self.eval_batch,
         }
     }
@@ -166,10 +199,16 @@ impl Crossval<'_> {
         let labels = |idx: &[usize]| idx.iter().map(|&i| self.dataset.items[i].label.index()).collect::<Vec<_>>();
         let (train_x, train_y) = (images(&fold.train), labels(&fold.train));
         let (test_x, test_y) = (images(&fold.test), labels(&fold.test));
+        let (config, search) = if self.config.search.is_empty() {
+            (self.config.clone(), None)
+        } else {
+            let (config, record) = super::search::choose(self, fold, seed, &dir.join("search"))?;
+            (config, Some(record))
+        };
         let t0 = std::time::Instant::now();
-        let recipe = self.recipe();
+        let recipe = self.recipe_of(&config);
         let test_accuracy = |net: &Net| score(&probabilities(net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy;
-        let Trained { net, log, probe_init, acc_before } = recipe.train(&name, seed, &train_x, &train_y, dir, |net| Some(test_accuracy(net)))?;
+        let Trained { net, log, probe_init, acc_before, movement } = recipe.train(&name, seed, &train_x, &train_y, dir, |net| Some(test_accuracy(net)))?;
         let acc_center_before = acc_before;
         let train_seconds = log.last().map(|l| l.seconds).unwrap_or(0.0).max(t0.elapsed().as_secs_f64());
         let center_p = probabilities(&net, pre, &test_x, Views::Center, self.eval_batch);
@@ -191,7 +230,7 @@ impl Crossval<'_> {
                 pretrained_from: self.config.weights.clone(),
                 trained_on: format!("{}, fold {} train part ({} images)", self.config.dataset, fold.number, fold.train.len()),
                 surgery: self.config.surgery.clone(),
-                settings: serde_json::to_value(&self.config.solver)?,
+                settings: serde_json::to_value(&config.solver)?,
                 cv_accuracy: None,
                 test_accuracy: Some(center.accuracy),
                 created: crate::report::timestamp(),
@@ -203,14 +242,16 @@ impl Crossval<'_> {
             fold: fold.number,
             acc_center: center.accuracy,
             acc_oversample: oversample.accuracy,
-            epochs: self.config.solver.epochs,
-            iterations: self.config.solver.iterations(fold.train.len()),
+            epochs: config.solver.epochs,
+            iterations: config.solver.iterations(fold.train.len()),
             train_seconds,
             center,
             oversample,
             final_loss: log.last().map(|l| l.loss),
             probe_init,
             acc_center_before,
+            movement,
+            search,
         };
         crate::atomic_write::write(&result_path, serde_json::to_string_pretty(&result)?)?;
         // The fold is done: its checkpoint is no longer needed.
@@ -248,7 +289,7 @@ mod unmoved_tests {
         assert_eq!(r.unmoved_folds, [1, 4]);
         assert!(!r.did_not_move());
         let table = crate::report::tables::crossval_table(&r, "c");
-        assert!(table.starts_with("# Fine-tuning") && table.contains("did not move (test accuracy within one image of before training): [1, 4]"), "{table}");
+        assert!(table.starts_with("# Fine-tuning") && table.contains("did not move (test accuracy within one image of before training, pretrained weights changed by < 1e-3): [1, 4]"), "{table}");
         let still = results(&[(1, 0.5, Some(0.5)), (2, 0.5 - 1.0 / 176.0, Some(0.5))]);
         assert!(still.did_not_move());
         assert!(crate::report::tables::crossval_table(&still, "c").starts_with("# Not fine-tuned — the network did not move"));

@@ -2,13 +2,16 @@
 //! One place that turns training images into a fine-tuned network, used by
 //! cross-validation (per fold) and by `finetune` (on a whole set).
 
+use super::movement::{movement, LayerMovement};
 use super::probe_init::{init_head_from_probe, ProbeInit};
+use crate::model::tensor_file;
+use crate::model::Weights;
 use crate::model::saved::SavedModel;
 use crate::model::surgery::{Op, Patient};
 use crate::model::Net;
 use crate::train::fit::EpochLog;
 use crate::train::{fit, FitConfig, SolverSettings};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::prelude::Device;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,8 @@ pub struct Trained {
     /// `evaluate` of the network before fine-tuning (measured on a fresh
     /// start, read back on a resumed one).
     pub acc_before: Option<f64>,
+    /// How far each weight layer moved from where training started.
+    pub movement: Vec<LayerMovement>,
 }
 
 impl Recipe<'_> {
@@ -76,12 +81,43 @@ impl Recipe<'_> {
                 std::fs::create_dir_all(dir)?;
                 crate::atomic_write::write(&before_path, serde_json::to_string(&a)?)?;
                 let how = probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default();
-                eprintln!("{name}: test accuracy before fine-tuning {a:.3}{how}");
+                eprintln!("{name}: accuracy before fine-tuning {a:.3}{how}");
             }
             a
         };
-        let cfg = FitConfig { settings: self.solver, seed, run_dir: dir, name: name.to_string(), stop_after: None };
+        let start = start_weights(&net, &patient.weights, &patient.new_layers, &dir.join("start_new_layers.safetensors"), resuming)?;
+        let cfg = FitConfig { settings: self.solver, seed, run_dir: dir, name: name.to_string(), stop_after: None, new_layers: &patient.new_layers };
         let log = fit(&mut net, pre, images, labels, &cfg, evaluate)?;
-        Ok(Trained { net, log, probe_init, acc_before })
+        let movement = movement(&net.spec, &start, &net.weights(), &patient.new_layers);
+        Ok(Trained { net, log, probe_init, acc_before, movement })
     }
+}
+
+/// Where training starts: the pretrained layers as the surgery left them,
+/// the new layers as initialised (by the probe, say). The new layers' start
+/// is kept in `path`, since a resumed run cannot initialise them again.
+fn start_weights(net: &Net, pretrained: &Weights, new_layers: &[String], path: &Path, resuming: bool) -> Result<Weights> {
+    let mut start = pretrained.clone();
+    if resuming {
+        if let Ok((arrays, _)) = tensor_file::read(path) {
+            let new = tensor_file::arrays_to_weights(&arrays, "").map_err(anyhow::Error::msg).with_context(|| format!("reading {}", path.display()))?;
+            start.layers.extend(new.layers);
+        }
+        return Ok(start);
+    }
+    let now = net.weights();
+    let mut new = Weights::default();
+    for name in new_layers {
+        if let Some(blobs) = now.layers.get(name) {
+            new.layers.insert(name.clone(), blobs.clone());
+        }
+    }
+    let mut arrays = tensor_file::Arrays::new();
+    tensor_file::weights_to_arrays(&new, "", &mut arrays);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    tensor_file::write(path, &arrays, Default::default()).with_context(|| format!("writing {}", path.display()))?;
+    start.layers.extend(new.layers);
+    Ok(start)
 }

@@ -9,6 +9,7 @@ use crate::data::Subset;
 use crate::eval::linear::Classifier;
 use crate::eval::recipe::HeadInit;
 use crate::model::surgery;
+use crate::train::solver::{Augment, DecayTarget, Schedule};
 use crate::train::SolverSettings;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -100,6 +101,17 @@ pub struct Recipe {
     pub head_init: Option<HeadInit>,
     pub new_lr_mult: Option<f32>,
     pub seed: Option<u64>,
+    pub schedule: Option<Schedule>,
+    pub warmup_epochs: Option<f64>,
+    pub layer_decay: Option<f64>,
+    pub freeze_layers: Option<usize>,
+    pub decay_to: Option<DecayTarget>,
+    pub swa_epochs: Option<f64>,
+    pub augment: Option<Augment>,
+    /// Settings chosen per fold by nested search, as `KEY=V1,V2` (see `deepsent crossval --search`).
+    pub search: Option<Vec<String>>,
+    /// Fraction of each fold's training part held out to score the search [default: 0.2].
+    pub holdout: Option<f64>,
 }
 
 impl Recipe {
@@ -108,7 +120,10 @@ impl Recipe {
         macro_rules! pick {
             ($($f:ident),*) => { Recipe { $($f: over.$f.clone().or(self.$f.clone())),* } };
         }
-        pick!(surgery, base_lr, step_epochs, gamma, momentum, weight_decay, epochs, batch, micro_batch, head_init, new_lr_mult, seed)
+        pick!(
+            surgery, base_lr, step_epochs, gamma, momentum, weight_decay, epochs, batch, micro_batch, head_init, new_lr_mult, seed, schedule, warmup_epochs,
+            layer_decay, freeze_layers, decay_to, swa_epochs, augment, search, holdout
+        )
     }
 
     pub fn surgery(&self) -> &str {
@@ -129,7 +144,19 @@ impl Recipe {
             epochs: self.epochs.unwrap_or(d.epochs),
             batch: self.batch.unwrap_or(d.batch),
             micro_batch: self.micro_batch.unwrap_or(d.micro_batch),
+            schedule: self.schedule.unwrap_or(d.schedule),
+            warmup_epochs: self.warmup_epochs.unwrap_or(d.warmup_epochs),
+            layer_decay: self.layer_decay.unwrap_or(d.layer_decay),
+            freeze_layers: self.freeze_layers.unwrap_or(d.freeze_layers),
+            decay_to: self.decay_to.unwrap_or(d.decay_to),
+            swa_epochs: self.swa_epochs.unwrap_or(d.swa_epochs),
+            augment: self.augment.unwrap_or(d.augment),
         }
+    }
+
+    /// The settings searched per fold.
+    pub fn search(&self) -> Result<Vec<crate::eval::search::SearchKey>, String> {
+        self.search.iter().flatten().map(|s| s.parse()).collect()
     }
 
     pub fn head_init(&self) -> HeadInit {

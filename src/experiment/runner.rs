@@ -160,6 +160,8 @@ impl Runs<'_> {
             folds: self.folds.to_vec(),
             head_init: recipe.head_init(),
             new_lr_mult: recipe.new_lr_mult(),
+            search: recipe.search().map_err(anyhow::Error::msg)?,
+            holdout: recipe.holdout.unwrap_or(0.2),
         };
         let cv = Crossval { backbone: self.backbone, ops: &ops, dataset: self.dataset, cache: self.cache, config, eval_batch: self.options.eval_batch };
         let results = cv.run(dir)?;

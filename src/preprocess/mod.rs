@@ -2,6 +2,7 @@
 //! 256×256, and per view a crop, an optional mirror, channel order and mean.
 
 pub mod cache;
+pub mod augment;
 pub mod crops;
 pub mod decode;
 pub mod settings;

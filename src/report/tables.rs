@@ -1,11 +1,16 @@
 //! Markdown tables of results, with the paper's numbers beside ours.
 
-use crate::eval::crossval::CrossvalResults;
+use crate::eval::crossval::{CrossvalResults, BARELY_MOVED};
+use crate::eval::movement::largest_pretrained;
+use crate::train::solver::{Augment, DecayTarget, Schedule};
+use crate::train::SolverSettings;
 use crate::eval::linear::Classifier;
 use crate::eval::probe::ProbeReport;
 use std::fmt::Write;
 
-/// Table 1: per fold and mean ± std, centre and 10-crop, with the paper's row.
+/// Table 1: per fold the start (the probe-initialised network), the
+/// fine-tuned accuracy and the gain, how far the pretrained layers moved,
+/// the paired summary, the paper's row, the search and the layer movement.
 pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     let mut s = String::new();
     let c = &r.config;
@@ -16,33 +21,146 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
         let _ = writeln!(s, "# Fine-tuning by {}-fold cross-validation: {}\n", r.folds.len(), c.backbone);
     }
     let _ = writeln!(s, "Dataset {}; surgery `{}`; head {:?}; seed {}.\n", c.dataset, c.surgery, c.head_init, c.seed);
-    let _ = writeln!(s, "| fold | before fine-tuning | centre crop | 10-crop | train s |");
-    let _ = writeln!(s, "|---|---|---|---|---|");
+    let searched = r.folds.iter().any(|f| f.search.is_some());
+    let _ = writeln!(s, "| fold | start (before training) | fine-tuned, centre crop | gain | 10-crop | largest change of a pretrained layer |{} train s |", if searched { " chosen by the search |" } else { "" });
+    let _ = writeln!(s, "|---|---|---|---|---|---|{}---|", if searched { "---|" } else { "" });
     for f in &r.folds {
         let mark = |d: &Option<String>| if d.is_some() { " (degenerate)" } else { "" };
+        let chosen = f.search.as_ref().map_or(String::new(), |x| format!(" {} |", crate::eval::search::describe(x.chosen_values())));
         let _ = writeln!(
             s,
-            "| {} | {} | {:.3}{} | {:.3}{} | {:.0} |",
+            "| {} | {} | {:.3}{} | {} | {:.3}{} | {} |{chosen} {:.0} |",
             f.fold,
             f.acc_center_before.map_or("–".into(), |a| format!("{a:.3}")),
             f.acc_center,
             mark(&f.center.degenerate),
+            f.acc_center_before.map_or("–".into(), |a| format!("{:+.3}", f.acc_center - a)),
             f.acc_oversample,
             mark(&f.oversample.degenerate),
+            largest_pretrained(&f.movement).map_or("–".into(), |m| format!("{m:.2e}")),
             f.train_seconds
         );
     }
-    let _ = writeln!(s, "| **mean ± std** | | **{:.3} ± {:.3}** | **{:.3} ± {:.3}** | |", r.mean_center, r.std_center, r.mean_oversample, r.std_oversample);
+    let start: Vec<f64> = r.folds.iter().filter_map(|f| f.acc_center_before).collect();
+    let start_mean = if start.len() == r.folds.len() && !start.is_empty() { format!("{:.3}", start.iter().sum::<f64>() / start.len() as f64) } else { String::new() };
+    let gain = r.paired_center.as_ref().map_or(String::new(), |p| format!("{:+.3}", p.mean));
+    let _ = writeln!(
+        s,
+        "| **mean ± std** | {start_mean} | **{:.3} ± {:.3}** | {gain} | **{:.3} ± {:.3}** | |{} |",
+        r.mean_center,
+        r.std_center,
+        r.mean_oversample,
+        r.std_oversample,
+        if searched { " |" } else { "" }
+    );
     let ((pc, pcs), (po, pos)) = super::paper::FINETUNED;
-    let _ = writeln!(s, "| paper (CaffeNet, fine-tuned) | | {pc:.3} ± {pcs:.3} | {po:.3} ± {pos:.3} | |");
-    let _ = writeln!(s, "\nStandard deviation: {}. Solver: base lr {}, momentum {}, weight decay {}, ×{} every {} epochs, {} epochs, batch {} (micro-batches of {}), new layers' lr ×{}.", r.std_kind, c.solver.base_lr, c.solver.momentum, c.solver.weight_decay, c.solver.gamma, c.solver.step_epochs, c.solver.epochs, c.solver.batch, c.solver.micro_batch, c.new_lr_mult);
+    let _ = writeln!(s, "| paper (CaffeNet, fine-tuned) | | {pc:.3} ± {pcs:.3} | | {po:.3} ± {pos:.3} | |{} |", if searched { " |" } else { "" });
+    if let Some(p) = &r.paired_center {
+        let _ = writeln!(
+            s,
+            "\nGain over the start, paired by fold (centre crop): mean {:+.4}, sample std {:.4}; improved on {} of {} folds, worse on {}, unchanged on {}; 95 % interval of the mean [{:+.4}, {:+.4}] (Student t, {} degrees of freedom).",
+            p.mean, p.std, p.improved, p.folds, p.worse, p.unchanged, p.ci95.0, p.ci95.1, p.folds - 1
+        );
+    }
+    let _ = writeln!(s, "\nStandard deviation: {}. Solver: {}.", r.std_kind, describe_solver(&c.solver, c.new_lr_mult));
     if !r.degenerate_folds.is_empty() {
         let _ = writeln!(s, "\nDegenerate folds (tied or constant answers; their accuracy means nothing): {:?}.", r.degenerate_folds);
     }
     if !r.unmoved_folds.is_empty() && !r.did_not_move() {
-        let _ = writeln!(s, "\nFolds where the network did not move (test accuracy within one image of before training): {:?}.", r.unmoved_folds);
+        let _ = writeln!(s, "\nFolds where the network did not move (test accuracy within one image of before training, pretrained weights changed by < {BARELY_MOVED:.0e}): {:?}.", r.unmoved_folds);
     }
+    if searched {
+        s.push_str(&search_section(r));
+    }
+    s.push_str(&movement_section(r));
     let _ = writeln!(s, "\nCommand:\n\n```sh\n{command}\n```");
+    s
+}
+
+/// The solver in words: the paper's settings, and those of the options that differ from it.
+pub fn describe_solver(s: &SolverSettings, new_lr_mult: f32) -> String {
+    let d = SolverSettings::default();
+    let schedule = match s.schedule {
+        Schedule::Step => format!("×{} every {} epochs", s.gamma, s.step_epochs),
+        Schedule::Cosine => "cosine decay to 0".to_string(),
+    };
+    let mut words = format!(
+        "base lr {}, {schedule}, momentum {}, weight decay {}, {} epochs, batch {} (micro-batches of {}), new layers' lr ×{new_lr_mult}",
+        s.base_lr, s.momentum, s.weight_decay, s.epochs, s.batch, s.micro_batch
+    );
+    if s.warmup_epochs != d.warmup_epochs {
+        let _ = write!(words, ", {} epoch(s) of warm-up", s.warmup_epochs);
+    }
+    if s.layer_decay != d.layer_decay {
+        let _ = write!(words, ", layer-wise rate decay {}", s.layer_decay);
+    }
+    if s.freeze_layers != d.freeze_layers {
+        let _ = write!(words, ", the bottom {} weight layers frozen", s.freeze_layers);
+    }
+    if s.decay_to == DecayTarget::Pretrained {
+        words.push_str(", weight decay toward the pretrained weights (L2-SP)");
+    }
+    if s.swa_epochs != d.swa_epochs {
+        let _ = write!(words, ", weights averaged over the last {} epochs (SWA)", s.swa_epochs);
+    }
+    if s.augment == Augment::Strong {
+        words.push_str(", strong augmentation (random-resized crops, colour jitter)");
+    }
+    words
+}
+
+/// Per fold, every point of the nested search with its held-out score, the
+/// choice, and what the search cost.
+fn search_section(r: &CrossvalResults) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## Nested search\n");
+    let _ = writeln!(s, "Each fold's settings were chosen on its training part only: every point below was trained on that part less a stratified held-out slice, and scored on the slice (centre crop); the best held-out accuracy (then the lowest held-out loss) was chosen and trained again on the whole training part. The test part was not used to choose.\n");
+    let _ = writeln!(s, "| fold | point | held-out accuracy before → after | held-out loss | largest pretrained change | images trained | seconds |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let (mut images, mut seconds) = (0usize, 0.0f64);
+    for f in &r.folds {
+        let Some(x) = &f.search else { continue };
+        images += x.images_trained + f.iterations * r.config.solver.batch;
+        seconds += x.seconds + f.train_seconds;
+        for (j, p) in x.points.iter().enumerate() {
+            let chosen = if j == x.chosen { " **(chosen)**" } else { "" };
+            let _ = writeln!(
+                s,
+                "| {} | {}{chosen} | {} → {:.3} | {:.4} | {} | {} | {:.0} |",
+                f.fold,
+                crate::eval::search::describe(&p.values),
+                p.val_accuracy_before.map_or("–".into(), |a| format!("{a:.3}")),
+                p.val_accuracy,
+                p.val_loss,
+                p.largest_pretrained_change.map_or("–".into(), |m| format!("{m:.2e}")),
+                p.images_trained,
+                p.seconds
+            );
+        }
+        let _ = writeln!(s, "| {} | held out {} of {} training images | | | | | |", f.fold, x.inner_val, x.inner_val + x.inner_train);
+    }
+    let _ = writeln!(s, "\nCost of the whole run, search and final training together: {images} training images passed forward and backward, {:.1} hours of training.", seconds / 3600.0);
+    s
+}
+
+/// How far each layer moved on each fold (relative L2 change of its weights).
+fn movement_section(r: &CrossvalResults) -> String {
+    let mut s = String::new();
+    let Some(first) = r.folds.iter().find(|f| !f.movement.is_empty()) else { return s };
+    let _ = writeln!(s, "\n## How far each layer moved\n");
+    let _ = writeln!(s, "Relative L2 change of each layer's weights, ‖w − w₀‖ / ‖w₀‖, from the start of training (pretrained layers: the ImageNet weights; new layers: their initialisation). Frozen layers show 0.\n");
+    let _ = write!(s, "| layer |");
+    for f in &r.folds {
+        let _ = write!(s, " fold {} |", f.fold);
+    }
+    let _ = writeln!(s, "\n|---|{}", "---|".repeat(r.folds.len()));
+    for (i, layer) in first.movement.iter().enumerate() {
+        let _ = write!(s, "| {}{} |", layer.layer, if layer.new { " (new)" } else { "" });
+        for f in &r.folds {
+            let _ = write!(s, " {} |", f.movement.get(i).filter(|m| m.layer == layer.layer).map_or("–".into(), |m| format!("{:.2e}", m.relative_change)));
+        }
+        s.push('\n');
+    }
     s
 }
 
@@ -135,8 +253,13 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
         let c = &r.results.config;
         let _ = writeln!(
             s,
-            "- {}: head {:?}, new layers' lr ×{}, base lr {}, ×{} every {} epochs, {} epochs, batch {}, seed {}; {} folds.",
-            r.name, c.head_init, c.new_lr_mult, c.solver.base_lr, c.solver.gamma, c.solver.step_epochs, c.solver.epochs, c.solver.batch, c.seed, r.results.folds.len()
+            "- {}: head {:?}, {}, seed {}; {} folds{}.",
+            r.name,
+            c.head_init,
+            describe_solver(&c.solver, c.new_lr_mult),
+            c.seed,
+            r.results.folds.len(),
+            r.results.paired_center.as_ref().map_or(String::new(), |p| format!("; gain over its start {:+.3} (improved on {} of {} folds)", p.mean, p.improved, p.folds))
         );
     }
     let _ = writeln!(s, "\nThe paper (CaffeNet, Tables 3 and 4):\n\n| variant | centre crop | 10-crop |\n|---|---|---|");

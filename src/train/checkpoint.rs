@@ -14,13 +14,19 @@ pub struct Checkpoint {
     pub epoch_losses: Vec<f64>,
     pub params: Params,
     pub history: Params,
+    /// The running weight average (SWA) and how many snapshots it holds.
+    pub swa: Option<(Params, usize)>,
 }
 
-pub fn save(path: &Path, net: &Net, history: &Params, iteration: usize, epoch_losses: &[f64]) -> Result<()> {
+pub fn save(path: &Path, net: &Net, history: &Params, swa: Option<&(Params, usize)>, iteration: usize, epoch_losses: &[f64]) -> Result<()> {
     let mut arrays = Arrays::new();
     tensor_file::weights_to_arrays(&net.params_as_weights(&net.params), "w/", &mut arrays);
     tensor_file::weights_to_arrays(&net.params_as_weights(history), "h/", &mut arrays);
     let mut meta = HashMap::new();
+    if let Some((mean, count)) = swa {
+        tensor_file::weights_to_arrays(&net.params_as_weights(mean), "s/", &mut arrays);
+        meta.insert("swa_count".to_string(), count.to_string());
+    }
     meta.insert("iteration".to_string(), iteration.to_string());
     meta.insert("epoch_losses".to_string(), serde_json::to_string(epoch_losses)?);
     tensor_file::write(path, &arrays, meta).with_context(|| format!("writing checkpoint {}", path.display()))
@@ -38,5 +44,9 @@ pub fn load(path: &Path, net: &Net) -> Result<Checkpoint> {
         Some(s) => serde_json::from_str(s).with_context(|| format!("{}: bad epoch_losses", path.display()))?,
         None => Vec::new(),
     };
-    Ok(Checkpoint { iteration, epoch_losses, params: to_params("w/")?, history: to_params("h/")? })
+    let swa = match meta.get("swa_count") {
+        Some(k) => Some((to_params("s/")?, k.parse().with_context(|| format!("{}: bad swa_count", path.display()))?)),
+        None => None,
+    };
+    Ok(Checkpoint { iteration, epoch_losses, params: to_params("w/")?, history: to_params("h/")?, swa })
 }

@@ -3,11 +3,11 @@
 //! stop with a clear message when the loss turns NaN or explodes.
 
 use super::checkpoint;
-use super::solver::{Sgd, SolverSettings};
+use super::solver::{Augment, Sgd, SolverSettings};
 use super::stream::{self, Purpose};
 use crate::model::net::{to_f32s, Mode, Net, Params};
 use crate::model::NetSpec;
-use crate::preprocess::{crops, Preprocess};
+use crate::preprocess::{augment, crops, Preprocess};
 use anyhow::{bail, Result};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -47,6 +47,9 @@ pub struct FitConfig<'a> {
     pub name: String,
     /// Stop (resumably) after this many iterations in this call.
     pub stop_after: Option<usize>,
+    /// Layers new to the network (surgery): with L2-SP they decay toward
+    /// zero, the pretrained ones toward their starting weights.
+    pub new_layers: &'a [String],
 }
 
 /// A loss this large means training diverged (ln 2 ≈ 0.69 is chance for 2 classes).
@@ -70,7 +73,10 @@ pub fn fit(
     let log_path = cfg.run_dir.join("log.jsonl");
     std::fs::create_dir_all(cfg.run_dir)?;
 
-    let mut sgd = Sgd::new(&net.params);
+    // Built before a checkpoint is loaded: the L2-SP anchor is the starting point.
+    let mut sgd = Sgd::for_settings(&net.spec, &net.params, s, cfg.new_layers);
+    let swa_points = s.swa_points(n);
+    let mut swa: Option<(Params, usize)> = None;
     let mut start = 0;
     let mut log: Vec<EpochLog> = Vec::new();
     let mut epoch_losses: Vec<f64> = Vec::new();
@@ -80,6 +86,7 @@ pub fn fit(
         sgd.history = c.history;
         start = c.iteration;
         epoch_losses = c.epoch_losses;
+        swa = c.swa;
         // Keep the log lines the checkpoint covers (a line written after the
         // last checkpoint is redone).
         if let Ok(text) = std::fs::read_to_string(&log_path) {
@@ -88,6 +95,9 @@ pub fn fit(
     }
     rewrite_log(&log_path, &log)?;
     if start >= iterations {
+        if let Some((mean, _)) = swa {
+            net.params = mean;
+        }
         return Ok(log);
     }
 
@@ -108,10 +118,13 @@ pub fn fit(
             let mut views = vec![0.0f32; s.micro_batch * pre.view_len()];
             for (j, (&img, view)) in picks.iter().zip(views.chunks_mut(pre.view_len())).enumerate() {
                 let mut r = stream::rng(cfg.seed, Purpose::Crop, (first + j) as u64);
-                pre.write_view(images[img], crops::random(pre.stored_size(), pre.crop, &mut r), view);
+                match s.augment {
+                    Augment::Paper => pre.write_view(images[img], crops::random(pre.stored_size(), pre.crop, &mut r), view),
+                    Augment::Strong => augment::write_strong_view(pre, images[img], &mut r, view),
+                }
             }
             let batch_labels: Vec<usize> = picks.iter().map(|&i| labels[i]).collect();
-            let tracked = track(net, &train_device);
+            let tracked = track(net, &sgd.layer_rates, &train_device);
             let input = net.input(views, &train_device);
             let mut dropout_rng = stream::rng(cfg.seed, Purpose::Dropout, (it * micro_per_iter + m) as u64);
             let mut blobs = net.forward_with(&tracked, input, &mut Mode::Train { rng: &mut dropout_rng }, &[logits_name.as_str()]);
@@ -139,6 +152,12 @@ pub fn fit(
         let scale = 1.0 / micro_per_iter as f64;
         let grads: Vec<Vec<Option<Tensor<1>>>> = acc.into_iter().map(|b| b.into_iter().map(|g| g.map(|g| g.mul_scalar(scale))).collect()).collect();
         sgd.step(&net.spec, &mut net.params, &grads, lr, s);
+        if swa_points.contains(&(it + 1)) {
+            swa = Some(match swa.take() {
+                None => (net.params.clone(), 1),
+                Some((mean, k)) => (running_mean(mean, &net.params, k), k + 1),
+            });
+        }
         let loss = loss_sum / micro_per_iter as f64;
         epoch_losses.push(loss);
         bar.set_message(format!("{} it {}/{} loss {loss:.4} lr {lr:.0e}", cfg.name, it + 1, iterations));
@@ -155,34 +174,46 @@ pub fn fit(
                 seconds: t0.elapsed().as_secs_f64(),
             };
             if !bar.is_hidden() {
-                bar.println(format!("{}: epoch {} loss {:.4} test {}", cfg.name, entry.epoch, entry.loss, entry.test_acc.map_or("-".into(), |a| format!("{a:.3}"))));
+                bar.println(format!("{}: epoch {} loss {:.4} scored {}", cfg.name, entry.epoch, entry.loss, entry.test_acc.map_or("-".into(), |a| format!("{a:.3}"))));
             } else {
-                eprintln!("{}: epoch {} iteration {} loss {:.4} lr {:.0e} test {} ({:.0} s)", cfg.name, entry.epoch, entry.iteration, entry.loss, lr, entry.test_acc.map_or("-".into(), |a| format!("{a:.3}")), entry.seconds);
+                eprintln!("{}: epoch {} iteration {} loss {:.4} lr {:.0e} scored {} ({:.0} s)", cfg.name, entry.epoch, entry.iteration, entry.loss, lr, entry.test_acc.map_or("-".into(), |a| format!("{a:.3}")), entry.seconds);
             }
             append_log(&log_path, &entry)?;
             log.push(entry);
             epoch_losses.clear();
         }
-        checkpoint::save(&ckpt_path, net, &sgd.history, it + 1, &epoch_losses)?;
+        checkpoint::save(&ckpt_path, net, &sgd.history, swa.as_ref(), it + 1, &epoch_losses)?;
     }
     bar.finish_and_clear();
+    if end == iterations {
+        if let Some((mean, _)) = swa {
+            net.params = mean;
+        }
+    }
     Ok(log)
+}
+
+/// The mean of `k` snapshots updated with one more.
+fn running_mean(mean: Params, next: &Params, k: usize) -> Params {
+    let w = 1.0 / (k + 1) as f64;
+    mean.into_iter().zip(next).map(|(m, n)| m.into_iter().zip(n).map(|(m, n)| m.clone() + (n.clone() - m).mul_scalar(w)).collect()).collect()
 }
 
 /// Parameters on the training device; learnable blobs with a non-zero rate
 /// require gradients, the rest (frozen layers, BatchNorm statistics) are constants.
-fn track(net: &Net, device: &Device) -> Params {
+fn track(net: &Net, layer_rates: &[f64], device: &Device) -> Params {
     net.spec
         .layers
         .iter()
         .zip(&net.params)
-        .map(|(layer, blobs)| {
+        .zip(layer_rates)
+        .map(|((layer, blobs), &layer_rate)| {
             blobs
                 .iter()
                 .enumerate()
                 .map(|(b, t)| {
                     let t = t.clone().to_device(device).autodiff();
-                    if layer.kind.is_learnable() && layer.param_mult(b).lr_mult != 0.0 {
+                    if layer.kind.is_learnable() && layer.param_mult(b).lr_mult != 0.0 && layer_rate != 0.0 {
                         t.require_grad()
                     } else {
                         t

@@ -1,0 +1,249 @@
+//! Honest choice of a recipe's hyper-parameters (nested cross-validation):
+//! for each outer fold, every point of a grid is trained on part of that
+//! fold's training images and scored on the rest (a stratified held-out
+//! slice), and the best point is what the fold then trains on all its
+//! training images. `choose` is handed the fold and reads only its training
+//! part: the outer test images are never looked at.
+
+use super::crossval::{Crossval, CrossvalConfig};
+use super::metrics::score;
+use super::scoring::{probabilities, Views};
+use crate::data::Fold;
+use crate::train::stream::{self, Purpose};
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A setting searched and the values tried, e.g. `base_lr=1e-4,1e-3`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchKey {
+    pub key: String,
+    pub values: Vec<Value>,
+}
+
+/// Settings a search can vary: every solver setting, and these of the recipe.
+const RECIPE_KEYS: [&str; 2] = ["new_lr_mult", "head_init"];
+
+impl std::str::FromStr for SearchKey {
+    type Err = String;
+    /// `KEY=V1,V2,…`; a value is read as JSON (a number) or else as a word (`cosine`).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (key, values) = text.split_once('=').ok_or_else(|| format!("--search {text:?}: expected KEY=V1,V2,…"))?;
+        let values: Vec<Value> = values
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())))
+            .collect();
+        if values.is_empty() {
+            return Err(format!("--search {text:?}: no values"));
+        }
+        Ok(SearchKey { key: key.trim().to_string(), values })
+    }
+}
+
+/// Every combination of the keys' values, the first key varying slowest.
+pub fn grid(keys: &[SearchKey]) -> Vec<BTreeMap<String, Value>> {
+    let mut points = vec![BTreeMap::new()];
+    for k in keys {
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                k.values.iter().map(move |v| {
+                    let mut p = p.clone();
+                    p.insert(k.key.clone(), v.clone());
+                    p
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+/// `config` with the point's values set (the search itself removed).
+pub fn apply(config: &CrossvalConfig, point: &BTreeMap<String, Value>) -> Result<CrossvalConfig> {
+    let mut v = serde_json::to_value(config)?;
+    for (key, value) in point {
+        if v["solver"].get(key).is_some() {
+            v["solver"][key] = value.clone();
+        } else if RECIPE_KEYS.contains(&key.as_str()) {
+            v[key] = value.clone();
+        } else {
+            let solver_keys: Vec<String> = v["solver"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+            bail!("--search {key}: not a setting; searchable: {}, {}", solver_keys.join(", "), RECIPE_KEYS.join(", "));
+        }
+    }
+    let mut c: CrossvalConfig = serde_json::from_value(v).with_context(|| format!("--search values {}", serde_json::to_string(point).unwrap_or_default()))?;
+    c.solver.check().map_err(|e| anyhow::anyhow!("--search values {}: {e}", serde_json::to_string(point).unwrap_or_default()))?;
+    c.search.clear();
+    Ok(c)
+}
+
+/// A stratified held-out slice: `fraction` of each class's positions (at
+/// least one) go to the second list, in a seeded random choice.
+pub fn holdout(labels: &[usize], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let (mut fit, mut held) = (Vec::new(), Vec::new());
+    let classes = labels.iter().copied().max().map_or(0, |m| m + 1);
+    for class in 0..classes {
+        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        members.shuffle(&mut stream::rng(seed, Purpose::Shuffle, u64::MAX - class as u64));
+        let take = ((members.len() as f64 * fraction).round() as usize).clamp(1.min(members.len()), members.len());
+        held.extend_from_slice(&members[..take]);
+        fit.extend_from_slice(&members[take..]);
+    }
+    fit.sort_unstable();
+    held.sort_unstable();
+    (fit, held)
+}
+
+/// One point of the grid, trained on the inner part and scored on the held-out slice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PointScore {
+    pub values: BTreeMap<String, Value>,
+    /// Centre-crop accuracy on the held-out slice after training.
+    pub val_accuracy: f64,
+    /// Mean −ln P(true class) on the held-out slice (breaks ties).
+    pub val_loss: f64,
+    /// Held-out accuracy before training (the probe-initialised start).
+    pub val_accuracy_before: Option<f64>,
+    /// Held-out accuracy after each epoch.
+    pub val_curve: Vec<f64>,
+    /// Largest relative weight change of a pretrained layer.
+    pub largest_pretrained_change: Option<f64>,
+    /// Training images passed forward and backward (iterations × batch).
+    pub images_trained: usize,
+    pub seconds: f64,
+}
+
+/// What the search did for one outer fold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchRecord {
+    pub grid: Vec<SearchKey>,
+    pub holdout_fraction: f64,
+    /// Images the points trained on and were scored on (both from the fold's training part).
+    pub inner_train: usize,
+    pub inner_val: usize,
+    pub points: Vec<PointScore>,
+    /// Index of the chosen point: best held-out accuracy, then lowest held-out loss.
+    pub chosen: usize,
+    pub images_trained: usize,
+    pub seconds: f64,
+}
+
+impl SearchRecord {
+    pub fn chosen_values(&self) -> &BTreeMap<String, Value> {
+        &self.points[self.chosen].values
+    }
+}
+
+/// Runs the search of `cv.config` for `fold` in `dir` (resumable: each
+/// finished point is kept) and returns the chosen configuration. Reads only
+/// `fold.train`.
+pub fn choose(cv: &Crossval, fold: &Fold, seed: u64, dir: &Path) -> Result<(CrossvalConfig, SearchRecord)> {
+    let labels: Vec<usize> = fold.train.iter().map(|&i| cv.dataset.items[i].label.index()).collect();
+    let (fit_pos, val_pos) = holdout(&labels, cv.config.holdout, seed);
+    let image = |pos: &[usize]| pos.iter().map(|&p| &cv.cache.images[fold.train[p]]).collect::<Vec<_>>();
+    let label = |pos: &[usize]| pos.iter().map(|&p| labels[p]).collect::<Vec<_>>();
+    let (fit_x, fit_y, val_x, val_y) = (image(&fit_pos), label(&fit_pos), image(&val_pos), label(&val_pos));
+    let pre = &cv.backbone.preprocess;
+    let points = grid(&cv.config.search);
+    let mut scores = Vec::new();
+    for (j, point) in points.iter().enumerate() {
+        let point_dir = dir.join(format!("point{}", j + 1));
+        let score_path = point_dir.join("score.json");
+        if let Ok(text) = std::fs::read_to_string(&score_path) {
+            scores.push(serde_json::from_str(&text).with_context(|| format!("reading {}", score_path.display()))?);
+            continue;
+        }
+        let config = apply(&cv.config, point)?;
+        let name = format!("fold {} search {}/{} {}", fold.number, j + 1, points.len(), describe(point));
+        let val_accuracy = |net: &crate::model::Net| score(&probabilities(net, pre, &val_x, Views::Center, cv.eval_batch), &val_y).accuracy;
+        let t0 = std::time::Instant::now();
+        let trained = cv.recipe_of(&config).train(&name, seed, &fit_x, &fit_y, &point_dir, |net| Some(val_accuracy(net)))?;
+        let p = probabilities(&trained.net, pre, &val_x, Views::Center, cv.eval_batch);
+        let val_loss = p.iter().zip(&val_y).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum::<f64>() / val_y.len().max(1) as f64;
+        let s = PointScore {
+            values: point.clone(),
+            val_accuracy: score(&p, &val_y).accuracy,
+            val_loss,
+            val_accuracy_before: trained.acc_before,
+            val_curve: trained.log.iter().filter_map(|e| e.test_acc).collect(),
+            largest_pretrained_change: super::movement::largest_pretrained(&trained.movement),
+            images_trained: config.solver.iterations(fit_x.len()) * config.solver.batch,
+            seconds: trained.log.last().map_or(0.0, |l| l.seconds).max(t0.elapsed().as_secs_f64()),
+        };
+        eprintln!("{name}: held-out accuracy {:.3} (before {}), loss {:.4}", s.val_accuracy, s.val_accuracy_before.map_or("-".into(), |a| format!("{a:.3}")), s.val_loss);
+        crate::atomic_write::write(&score_path, serde_json::to_string_pretty(&s)?)?;
+        let _ = std::fs::remove_file(point_dir.join("checkpoint.safetensors"));
+        scores.push(s);
+    }
+    let chosen = best(&scores);
+    let record = SearchRecord {
+        grid: cv.config.search.clone(),
+        holdout_fraction: cv.config.holdout,
+        inner_train: fit_x.len(),
+        inner_val: val_x.len(),
+        images_trained: scores.iter().map(|s| s.images_trained).sum(),
+        seconds: scores.iter().map(|s| s.seconds).sum(),
+        points: scores,
+        chosen,
+    };
+    eprintln!("fold {}: chose {} (held-out accuracy {:.3})", fold.number, describe(record.chosen_values()), record.points[chosen].val_accuracy);
+    Ok((apply(&cv.config, record.chosen_values())?, record))
+}
+
+/// The best point: highest held-out accuracy, then lowest held-out loss, then the first.
+fn best(scores: &[PointScore]) -> usize {
+    let mut best = 0;
+    for (j, s) in scores.iter().enumerate() {
+        let b = &scores[best];
+        if s.val_accuracy > b.val_accuracy + 1e-12 || ((s.val_accuracy - b.val_accuracy).abs() <= 1e-12 && s.val_loss < b.val_loss) {
+            best = j;
+        }
+    }
+    best
+}
+
+/// `key=value key=value`, for logs and tables.
+pub fn describe(point: &BTreeMap<String, Value>) -> String {
+    point.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_into_a_grid() {
+        let a: SearchKey = "base_lr=1e-4,0.001".parse().unwrap();
+        let b: SearchKey = "schedule=step,cosine".parse().unwrap();
+        assert_eq!(a.values, [serde_json::json!(1e-4), serde_json::json!(0.001)]);
+        assert_eq!(b.values, [serde_json::json!("step"), serde_json::json!("cosine")]);
+        let g = grid(&[a, b]);
+        assert_eq!(g.len(), 4);
+        assert_eq!(describe(&g[1]), "base_lr=0.0001 schedule=cosine");
+        assert!("base_lr".parse::<SearchKey>().is_err() && "base_lr=".parse::<SearchKey>().is_err());
+    }
+
+    #[test]
+    fn holdout_is_stratified_disjoint_and_seeded() {
+        let labels: Vec<usize> = (0..100).map(|i| usize::from(i % 4 != 0)).collect(); // 25 negative, 75 positive
+        let (fit, held) = holdout(&labels, 0.2, 3);
+        assert_eq!(held.len(), 20);
+        assert_eq!(held.iter().filter(|&&i| labels[i] == 0).count(), 5);
+        let mut all: Vec<usize> = fit.iter().chain(&held).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(holdout(&labels, 0.2, 3), (fit.clone(), held.clone()));
+        assert_ne!(holdout(&labels, 0.2, 4).1, held);
+    }
+
+    #[test]
+    fn ties_go_to_the_lower_loss() {
+        let s = |a: f64, l: f64| PointScore { values: BTreeMap::new(), val_accuracy: a, val_loss: l, val_accuracy_before: None, val_curve: vec![], largest_pretrained_change: None, images_trained: 0, seconds: 0.0 };
+        assert_eq!(best(&[s(0.8, 0.5), s(0.85, 0.6), s(0.85, 0.4), s(0.7, 0.1)]), 2);
+    }
+}
