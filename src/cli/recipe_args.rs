@@ -3,7 +3,7 @@ use clap::Args;
 use deepsent::eval::recipe::HeadInit;
 use deepsent::model::surgery::{self, Op};
 use deepsent::model::Arch;
-use deepsent::train::solver::{Augment, DecayTarget, Schedule};
+use deepsent::train::solver::{Augment, BatchNormMode, DecayTarget, Schedule};
 use deepsent::train::SolverSettings;
 
 /// Caffe solver settings; the defaults are the paper's.
@@ -56,6 +56,10 @@ pub struct SolverArgs {
     /// crop + mirror + colour jitter).
     #[arg(long, value_enum, default_value_t = Augment::Paper)]
     pub augment: Augment,
+    /// BatchNorm in training: frozen (its stored ImageNet statistics) or
+    /// batch (each micro-batch's own, the stored ones updated for testing).
+    #[arg(long, value_enum, default_value_t = BatchNormMode::Frozen)]
+    pub batchnorm: BatchNormMode,
 }
 
 impl SolverArgs {
@@ -77,6 +81,7 @@ impl SolverArgs {
             decay_to: self.decay_to,
             swa_epochs: self.swa_epochs,
             augment: self.augment,
+            batchnorm: self.batchnorm,
         }
     }
 }

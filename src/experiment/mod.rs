@@ -9,7 +9,7 @@ use crate::data::Subset;
 use crate::eval::linear::Classifier;
 use crate::eval::recipe::HeadInit;
 use crate::model::surgery;
-use crate::train::solver::{Augment, DecayTarget, Schedule};
+use crate::train::solver::{Augment, BatchNormMode, DecayTarget, Schedule};
 use crate::train::SolverSettings;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -108,6 +108,7 @@ pub struct Recipe {
     pub decay_to: Option<DecayTarget>,
     pub swa_epochs: Option<f64>,
     pub augment: Option<Augment>,
+    pub batchnorm: Option<BatchNormMode>,
     /// Settings chosen per fold by nested search, as `KEY=V1,V2` (see `deepsent crossval --search`).
     pub search: Option<Vec<String>>,
     /// Fraction of each fold's training part held out to score the search [default: 0.2].
@@ -122,7 +123,7 @@ impl Recipe {
         }
         pick!(
             surgery, base_lr, step_epochs, gamma, momentum, weight_decay, epochs, batch, micro_batch, head_init, new_lr_mult, seed, schedule, warmup_epochs,
-            layer_decay, freeze_layers, decay_to, swa_epochs, augment, search, holdout
+            layer_decay, freeze_layers, decay_to, swa_epochs, augment, batchnorm, search, holdout
         )
     }
 
@@ -151,6 +152,7 @@ impl Recipe {
             decay_to: self.decay_to.unwrap_or(d.decay_to),
             swa_epochs: self.swa_epochs.unwrap_or(d.swa_epochs),
             augment: self.augment.unwrap_or(d.augment),
+            batchnorm: self.batchnorm.unwrap_or(d.batchnorm),
         }
     }
 

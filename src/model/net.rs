@@ -23,7 +23,31 @@ pub type Params = Vec<Vec<Tensor<1>>>;
 /// Whether a forward pass trains (dropout on, masks drawn from `rng`) or tests.
 pub enum Mode<'a> {
     Test,
-    Train { rng: &'a mut rand_chacha::ChaCha8Rng },
+    Train {
+        rng: &'a mut rand_chacha::ChaCha8Rng,
+        /// Some: BatchNorm normalises by the batch's own mean and variance,
+        /// and records them here (to update its running averages); None:
+        /// by its stored statistics, as at test time.
+        batch_stats: Option<&'a mut Vec<BatchStats>>,
+    },
+}
+
+impl<'a> Mode<'a> {
+    /// Training with BatchNorm's stored statistics.
+    pub fn train(rng: &'a mut rand_chacha::ChaCha8Rng) -> Self {
+        Mode::Train { rng, batch_stats: None }
+    }
+}
+
+/// One BatchNorm layer's statistics over a training batch (per channel, over
+/// images and positions; the variance biased, as used to normalise).
+#[derive(Debug, Clone)]
+pub struct BatchStats {
+    pub layer: usize,
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
+    /// Values per channel the statistics were taken over (N·H·W).
+    pub count: usize,
 }
 
 /// A runnable network.
@@ -278,7 +302,7 @@ impl Net {
             }
             LayerKind::Dropout { ratio } => match mode {
                 Mode::Test => x,
-                Mode::Train { rng } => {
+                Mode::Train { rng, .. } => {
                     // Caffe scales kept units by 1/(1−ratio) at training time.
                     let dims = x.dims();
                     let keep = 1.0 - ratio;
@@ -296,9 +320,22 @@ impl Net {
             }
             LayerKind::Softmax => activation::softmax(x, 1),
             LayerKind::BatchNorm { .. } | LayerKind::Scale { .. } => {
-                // BatchNorm (fixed statistics), Scale and ReLU as one map per
-                // channel: y = act(a·x + b).
-                let (a, b) = self.channel_affine(index, all_params);
+                // BatchNorm, Scale and ReLU as one map per channel:
+                // y = act(a·x + b). BatchNorm's statistics are its stored
+                // ones, or in training with batch statistics the batch's own
+                // (then a and b depend on x, and the gradient flows through them).
+                let batch = match mode {
+                    Mode::Train { batch_stats: Some(stats), .. } if matches!(layer.kind, LayerKind::BatchNorm { .. }) => {
+                        let [n, c, h, w] = x.dims();
+                        let mean = x.clone().mean_dim(0).mean_dim(2).mean_dim(3);
+                        let var = (x.clone() - mean.clone()).powi_scalar(2).mean_dim(0).mean_dim(2).mean_dim(3).reshape([c]);
+                        let mean = mean.reshape([c]);
+                        stats.push(BatchStats { layer: index, mean: to_f32s(&mean), var: to_f32s(&var), count: n * h * w });
+                        Some((mean, var))
+                    }
+                    _ => None,
+                };
+                let (a, b) = self.channel_affine(index, all_params, batch);
                 if burn_kernels() {
                     clipped_relu(x * per_channel(&a) + per_channel(&b), relu_max)
                 } else {
@@ -325,20 +362,28 @@ impl Net {
     /// The per-channel (a, b) of the BatchNorm and/or Scale step at `index`:
     /// BatchNorm gives (1/σ, −μ/σ), Scale (γ, β), and one after the other
     /// (γ/σ, β − γμ/σ). Built from the parameters with tensor operations, so
-    /// the gradients of a and b reach γ and β.
-    fn channel_affine(&self, index: usize, params: &Params) -> (Tensor<1>, Tensor<1>) {
+    /// the gradients of a and b reach γ and β. `batch`: the (μ, σ²) to use
+    /// instead of BatchNorm's stored ones.
+    fn channel_affine(&self, index: usize, params: &Params, batch: Option<(Tensor<1>, Tensor<1>)>) -> (Tensor<1>, Tensor<1>) {
+        let mut batch = batch;
         let mut a: Option<Tensor<1>> = None;
         let mut b: Option<Tensor<1>> = None;
         for l in self.step(index) {
             let p = &params[l];
             match &self.spec.layers[l].kind {
                 LayerKind::BatchNorm { eps } => {
-                    // Caffe stores running sums: mean and variance are divided by
-                    // the third blob, and a factor of 0 zeroes both (as Caffe does).
-                    let factor: f32 = to_f32s(&p[2])[0];
-                    let s = if factor == 0.0 { 0.0 } else { 1.0 / factor };
-                    let inv_std = p[1].clone().mul_scalar(s).add_scalar(*eps).sqrt().recip();
-                    b = Some(p[0].clone().mul_scalar(s).neg() * inv_std.clone());
+                    let (mean, var) = match batch.take() {
+                        Some(stats) => stats,
+                        None => {
+                            // Caffe stores running sums: mean and variance are divided by
+                            // the third blob, and a factor of 0 zeroes both (as Caffe does).
+                            let factor: f32 = to_f32s(&p[2])[0];
+                            let s = if factor == 0.0 { 0.0 } else { 1.0 / factor };
+                            (p[0].clone().mul_scalar(s), p[1].clone().mul_scalar(s))
+                        }
+                    };
+                    let inv_std = var.add_scalar(*eps).sqrt().recip();
+                    b = Some(mean.neg() * inv_std.clone());
                     a = Some(inv_std);
                 }
                 LayerKind::Scale { bias } => {
@@ -418,4 +463,33 @@ pub fn rows(t: Tensor<4>) -> Vec<Vec<f32>> {
 /// A tensor's values, read back to the host.
 pub fn to_f32s<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.to_data().convert::<f32>().try_to_vec::<f32>().expect("converted to f32")
+}
+
+/// Moves each BatchNorm's stored statistics toward a batch's: running ←
+/// (1 − momentum)·running + momentum·batch, the variance made unbiased
+/// (×m/(m−1)), kept in Caffe's form (sums scaled by the third blob).
+pub fn update_running_stats(params: &mut Params, stats: &[BatchStats], momentum: f32) {
+    for st in stats {
+        let p = &mut params[st.layer];
+        let mut factor = to_f32s(&p[2])[0];
+        let (mut mean, mut var) = (to_f32s(&p[0]), to_f32s(&p[1]));
+        if factor == 0.0 {
+            // No statistics yet (Caffe's zero factor): start from this batch.
+            factor = 1.0;
+            mean.iter_mut().for_each(|m| *m = 0.0);
+            var.iter_mut().for_each(|v| *v = 0.0);
+        }
+        let unbias = st.count as f32 / (st.count.max(2) - 1) as f32;
+        for (m, &bm) in mean.iter_mut().zip(&st.mean) {
+            *m = (1.0 - momentum) * *m + momentum * bm * factor;
+        }
+        for (v, &bv) in var.iter_mut().zip(&st.var) {
+            *v = (1.0 - momentum) * *v + momentum * bv * unbias * factor;
+        }
+        let device = p[0].device();
+        let c = mean.len();
+        p[0] = Tensor::from_data(TensorData::new(mean, [c]), &device);
+        p[1] = Tensor::from_data(TensorData::new(var, [c]), &device);
+        p[2] = Tensor::from_data(TensorData::new(vec![factor], [1]), &device);
+    }
 }

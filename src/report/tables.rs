@@ -2,7 +2,7 @@
 
 use crate::eval::crossval::{CrossvalResults, BARELY_MOVED};
 use crate::eval::movement::largest_pretrained;
-use crate::train::solver::{Augment, DecayTarget, Schedule};
+use crate::train::solver::{Augment, BatchNormMode, DecayTarget, Schedule};
 use crate::train::SolverSettings;
 use crate::eval::linear::Classifier;
 use crate::eval::probe::ProbeReport;
@@ -105,6 +105,9 @@ pub fn describe_solver(s: &SolverSettings, new_lr_mult: f32) -> String {
     }
     if s.augment == Augment::Strong {
         words.push_str(", strong augmentation (random-resized crops, colour jitter)");
+    }
+    if s.batchnorm == BatchNormMode::Batch {
+        words.push_str(", BatchNorm on batch statistics");
     }
     words
 }

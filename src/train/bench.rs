@@ -91,7 +91,7 @@ pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usi
             let tracked: Vec<Vec<Tensor<1>>> = net.params.iter().map(|b| b.iter().map(|t| t.clone().autodiff().require_grad()).collect()).collect();
             let input = net.input(x.clone(), &dev);
             let mut drop_rng = rand_chacha::ChaCha8Rng::seed_from_u64(it as u64);
-            let out = net.forward_with(&tracked, input, &mut Mode::Train { rng: &mut drop_rng }, &[logits.as_str()]).remove(&logits).unwrap();
+            let out = net.forward_with(&tracked, input, &mut Mode::train(&mut drop_rng), &[logits.as_str()]).remove(&logits).unwrap();
             let loss = cross_entropy(out, &labels, &dev);
             let grads = loss.backward();
             let g: Vec<Vec<Option<Tensor<1>>>> = tracked.iter().map(|b| b.iter().map(|t| t.grad(&grads)).collect()).collect();

@@ -3,9 +3,9 @@
 //! stop with a clear message when the loss turns NaN or explodes.
 
 use super::checkpoint;
-use super::solver::{Augment, Sgd, SolverSettings};
+use super::solver::{Augment, BatchNormMode, Sgd, SolverSettings};
 use super::stream::{self, Purpose};
-use crate::model::net::{to_f32s, Mode, Net, Params};
+use crate::model::net::{to_f32s, update_running_stats, Mode, Net, Params};
 use crate::model::NetSpec;
 use crate::preprocess::{augment, crops, Preprocess};
 use anyhow::{bail, Result};
@@ -51,6 +51,9 @@ pub struct FitConfig<'a> {
     /// zero, the pretrained ones toward their starting weights.
     pub new_layers: &'a [String],
 }
+
+/// How far each micro-batch moves BatchNorm's running statistics (PyTorch's default).
+const BATCHNORM_MOMENTUM: f32 = 0.1;
 
 /// A loss this large means training diverged (ln 2 ≈ 0.69 is chance for 2 classes).
 const EXPLODED_LOSS: f64 = 1e4;
@@ -127,7 +130,10 @@ pub fn fit(
             let tracked = track(net, &sgd.layer_rates, &train_device);
             let input = net.input(views, &train_device);
             let mut dropout_rng = stream::rng(cfg.seed, Purpose::Dropout, (it * micro_per_iter + m) as u64);
-            let mut blobs = net.forward_with(&tracked, input, &mut Mode::Train { rng: &mut dropout_rng }, &[logits_name.as_str()]);
+            let mut batch_stats = Vec::new();
+            let update_bn = s.batchnorm == BatchNormMode::Batch;
+            let mut mode = Mode::Train { rng: &mut dropout_rng, batch_stats: update_bn.then_some(&mut batch_stats) };
+            let mut blobs = net.forward_with(&tracked, input, &mut mode, &[logits_name.as_str()]);
             let logits = blobs.remove(&logits_name).expect("logits computed");
             let loss = cross_entropy(logits, &batch_labels, &train_device);
             let value = to_f32s(&loss)[0] as f64;
@@ -137,6 +143,7 @@ pub fn fit(
             }
             loss_sum += value;
             let grads = loss.backward();
+            update_running_stats(&mut net.params, &batch_stats, BATCHNORM_MOMENTUM);
             for (l, blobs) in tracked.iter().enumerate() {
                 for (b, t) in blobs.iter().enumerate() {
                     if let Some(g) = t.grad(&grads) {

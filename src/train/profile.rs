@@ -122,7 +122,7 @@ pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow
                 break;
             }
             let mut drop_rng = rand_chacha::ChaCha8Rng::seed_from_u64(it as u64);
-            let y = net.step_forward(index, &params, tracked_inputs.clone(), &mut Mode::Train { rng: &mut drop_rng });
+            let y = net.step_forward(index, &params, tracked_inputs.clone(), &mut Mode::train(&mut drop_rng));
             let loss = (y * grad_out.clone()).sum();
             backward.push(time_ms(|| {
                 let grads = loss.backward();

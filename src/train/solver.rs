@@ -62,6 +62,20 @@ pub struct SolverSettings {
     /// The training views: the paper's (random crop, mirror) or stronger.
     #[serde(default)]
     pub augment: Augment,
+    /// BatchNorm in training: its stored statistics, or the batch's own.
+    #[serde(default)]
+    pub batchnorm: BatchNormMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchNormMode {
+    /// Normalise by the stored (ImageNet) statistics, which stay as they are.
+    #[default]
+    Frozen,
+    /// Normalise each micro-batch by its own mean and variance, and move the
+    /// stored statistics toward them (momentum 0.1) for testing.
+    Batch,
 }
 
 fn one() -> f64 {
@@ -118,6 +132,7 @@ impl Default for SolverSettings {
             decay_to: DecayTarget::Zero,
             swa_epochs: 0.0,
             augment: Augment::Paper,
+            batchnorm: BatchNormMode::Frozen,
         }
     }
 }
