@@ -67,7 +67,12 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
         let _ = writeln!(s, "\nDegenerate folds (tied or constant answers; their accuracy means nothing): {:?}.", r.degenerate_folds);
     }
     if !r.unmoved_folds.is_empty() && !r.did_not_move() {
-        let _ = writeln!(s, "\nFolds where the network did not move (test accuracy within one image of before training, pretrained weights changed by < {BARELY_MOVED:.0e}): {:?}.", r.unmoved_folds);
+        let weights = if r.folds.iter().any(|f| !f.movement.is_empty()) {
+            format!(", pretrained weights changed by < {BARELY_MOVED:.0e}")
+        } else {
+            "; this run did not record how far the weights moved".to_string()
+        };
+        let _ = writeln!(s, "\nFolds where the network did not move (test accuracy within one image of before training{weights}): {:?}.", r.unmoved_folds);
     }
     if searched {
         s.push_str(&search_section(r));
