@@ -84,7 +84,7 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
         println!("folds where the network did not move: {:?}", r.unmoved_folds);
     }
     let command = super::command_line();
-    std::fs::write(a.out.join("results.md"), deepsent::report::tables::crossval_table(&r, &command))?;
+    deepsent::report::write_crossval(&r, &a.out, &command)?;
     println!("results: {} and results.md", a.out.join("results.json").display());
     Ok(ExitCode::SUCCESS)
 }

@@ -67,15 +67,14 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
         weights: trained.net.weights(),
         preprocess: backbone.preprocess.clone(),
         card: ModelCard {
-            backbone: a.model.arch.name(),
-            pretrained_from: weights.display().to_string(),
-            trained_on: format!("{} ({part}, {})", dataset.name, req.root.display()),
-            surgery: deepsent::model::surgery::ops_text(&ops),
-            settings: serde_json::json!({ "solver": solver, "head_init": a.recipe.head_init, "new_lr_mult": a.recipe.new_lr_mult, "seed": a.recipe.seed }),
             cv_accuracy,
-            test_accuracy: None,
-            created: deepsent::report::timestamp(),
-            deepsent_version: env!("CARGO_PKG_VERSION").into(),
+            ..ModelCard::new(
+                a.model.arch.name(),
+                weights.display().to_string(),
+                format!("{} ({part}, {})", dataset.name, req.root.display()),
+                deepsent::model::surgery::ops_text(&ops),
+                serde_json::json!({ "solver": solver, "head_init": a.recipe.head_init, "new_lr_mult": a.recipe.new_lr_mult, "seed": a.recipe.seed }),
+            )
         },
     };
     model.save(&a.out)?;

@@ -1,7 +1,8 @@
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use deepsent::model::saved::SavedModel;
-use deepsent::preprocess::decode::{decode_file, is_image_path, ImageKind};
+use deepsent::data::image_files::{is_image_path, ImageKind};
+use deepsent::preprocess::decode::decode_file;
 use deepsent::preprocess::DEFAULT_MAX_PIXELS;
 use deepsent::serve::predict::{Prediction, Predictor};
 use rayon::prelude::*;

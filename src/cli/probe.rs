@@ -84,7 +84,8 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         export: a.export_features.clone(),
     };
     let command = super::command_line();
-    let report = probe_run(&probe, &a.run, &config, &backbone, a.pretrained, &command)?;
+    let report = probe_run(&probe, &a.run, &config, &backbone, a.pretrained)?;
+    deepsent::report::write_probe(&report, &a.run.join(probe_name(a.pretrained)), &command)?;
     let name = probe_name(a.pretrained);
     let table = deepsent::report::tables::probe_table(&report, &command);
     println!("{table}");

@@ -11,7 +11,7 @@
 use super::dataset::Item;
 use super::label::Label;
 use super::problem::Problem;
-use crate::preprocess::decode::{is_image_path, ImageKind};
+use super::image_files::{is_image_path, ImageKind};
 use std::path::Path;
 
 /// Lists `ROOT/positive` and `ROOT/negative` recursively, sorted by name so

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod dataset;
 pub mod folders;
+pub mod image_files;
 pub mod label;
 pub mod list_file;
 pub mod problem;

@@ -226,15 +226,14 @@ impl Crossval<'_> {
             weights: net.weights(),
             preprocess: pre.clone(),
             card: ModelCard {
-                backbone: self.config.backbone.clone(),
-                pretrained_from: self.config.weights.clone(),
-                trained_on: format!("{}, fold {} train part ({} images)", self.config.dataset, fold.number, fold.train.len()),
-                surgery: self.config.surgery.clone(),
-                settings: serde_json::to_value(&config.solver)?,
-                cv_accuracy: None,
                 test_accuracy: Some(center.accuracy),
-                created: crate::report::timestamp(),
-                deepsent_version: env!("CARGO_PKG_VERSION").into(),
+                ..ModelCard::new(
+                    self.config.backbone.clone(),
+                    self.config.weights.clone(),
+                    format!("{}, fold {} train part ({} images)", self.config.dataset, fold.number, fold.train.len()),
+                    self.config.surgery.clone(),
+                    serde_json::to_value(&config.solver)?,
+                )
             },
         };
         model.save(&dir.join("model.safetensors"))?;

@@ -285,8 +285,9 @@ pub fn probe_layer(gram: &DMatrix<f64>, train: &[usize], test: &[usize], y_train
 }
 
 /// Probes a crossval run — its ImageNet starting point (`pretrained`) or the
-/// fine-tuned model of each fold — and writes `RUN/probe[-pretrained].{json,md,png,svg}`.
-pub fn probe_run(probe: &Probe, run: &Path, config: &super::crossval::CrossvalConfig, backbone: &SavedModel, pretrained: bool, command: &str) -> Result<ProbeReport> {
+/// fine-tuned model of each fold — and writes `RUN/probe[-pretrained].json`
+/// (its tables and plots: `report::write_probe`).
+pub fn probe_run(probe: &Probe, run: &Path, config: &super::crossval::CrossvalConfig, backbone: &SavedModel, pretrained: bool) -> Result<ProbeReport> {
     let name = probe_name(pretrained);
     let models = if pretrained { Models::Shared(backbone) } else { Models::PerFold(run) };
     let mut report = probe.run(&models, &config.backbone, &run.join(name))?;
@@ -296,8 +297,6 @@ pub fn probe_run(probe: &Probe, run: &Path, config: &super::crossval::CrossvalCo
         format!("{}/foldK/model.safetensors: surgery {}, head {:?}, base lr {}, {} epochs", run.display(), config.surgery, config.head_init, config.solver.base_lr, config.solver.epochs)
     };
     std::fs::write(run.join(format!("{name}.json")), serde_json::to_string_pretty(&report)?)?;
-    std::fs::write(run.join(format!("{name}.md")), crate::report::tables::probe_table(&report, command))?;
-    crate::report::plot::probe_plot(&report, &run.join(name))?;
     Ok(report)
 }
 

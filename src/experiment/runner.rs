@@ -85,7 +85,7 @@ pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outco
         }
         eprintln!("\nTable 2: probes of the {} model", if pretrained { "pretrained" } else { "fine-tuned" });
         let probe = Probe { dataset: &dataset, cache: &cache, folds: folds.clone(), settings: settings.clone(), batch: options.eval_batch, memory_bytes: options.probe_memory, export: None };
-        let report = probe_run(&probe, &ft_dir, &finetune.config, &backbone, pretrained, &options.command)?;
+        let report = probe_run(&probe, &ft_dir, &finetune.config, &backbone, pretrained)?;
         probes.push((ft_dir.join(probe_name(pretrained)), report));
     }
 
@@ -164,8 +164,6 @@ impl Runs<'_> {
             holdout: recipe.holdout.unwrap_or(0.2),
         };
         let cv = Crossval { backbone: self.backbone, ops: &ops, dataset: self.dataset, cache: self.cache, config, eval_batch: self.options.eval_batch };
-        let results = cv.run(dir)?;
-        std::fs::write(dir.join("results.md"), crate::report::tables::crossval_table(&results, &self.options.command))?;
-        Ok(results)
+        cv.run(dir)
     }
 }

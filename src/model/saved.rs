@@ -33,6 +33,23 @@ pub struct ModelCard {
     pub deepsent_version: String,
 }
 
+impl ModelCard {
+    /// The card of a model made now by this version of deepsent.
+    pub fn new(backbone: String, pretrained_from: String, trained_on: String, surgery: String, settings: serde_json::Value) -> Self {
+        ModelCard {
+            backbone,
+            pretrained_from,
+            trained_on,
+            surgery,
+            settings,
+            cv_accuracy: None,
+            test_accuracy: None,
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            deepsent_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
 /// A model as saved: everything needed to run it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedModel {

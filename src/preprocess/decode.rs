@@ -6,6 +6,7 @@
 //! order. Grayscale becomes three equal channels; an alpha channel is dropped
 //! (not composited), as OpenCV does.
 
+use crate::data::image_files::SUPPORTED_FORMATS;
 use image::{ImageFormat, ImageReader, RgbImage};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -40,27 +41,6 @@ impl DecodeError {
     }
 }
 
-/// What a file name says about a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageKind {
-    /// JPEG, PNG or BMP: decoded.
-    Supported,
-    /// An image format this build does not decode (GIF, WebP, TIFF …).
-    Unsupported(&'static str),
-    NotImage,
-}
-
-const SUPPORTED: [ImageFormat; 3] = [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Bmp];
-
-/// Classifies a path by its extension (case-insensitive).
-pub fn is_image_path(path: &Path) -> ImageKind {
-    match ImageFormat::from_path(path) {
-        Ok(f) if SUPPORTED.contains(&f) => ImageKind::Supported,
-        Ok(f) => ImageKind::Unsupported(f.extensions_str().first().copied().unwrap_or("unknown")),
-        Err(_) => ImageKind::NotImage,
-    }
-}
-
 /// Reads and decodes a file.
 pub fn decode_file(path: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError> {
     let bytes = std::fs::read(path).map_err(|source| DecodeError::Io { path: path.into(), source })?;
@@ -76,7 +56,7 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbIma
             DecodeError::Io { path: name.into(), source }
         })?;
         match r.format() {
-            Some(f) if SUPPORTED.contains(&f) => Ok(r),
+            Some(f) if SUPPORTED_FORMATS.contains(&f) => Ok(r),
             other => Err(DecodeError::Unsupported {
                 path: name.into(),
                 format: other.map(|f| format!("{f:?}")),
@@ -165,13 +145,5 @@ mod tests {
         let err = decode_bytes(b"not an image at all", Path::new("x.jpg"), 1000).unwrap_err();
         assert!(matches!(err, DecodeError::Unsupported { .. }), "{err}");
         assert_eq!(err.path(), Path::new("x.jpg"));
-    }
-
-    #[test]
-    fn recognises_image_extensions() {
-        assert_eq!(is_image_path(Path::new("a/B.JPG")), ImageKind::Supported);
-        assert_eq!(is_image_path(Path::new("a.bmp")), ImageKind::Supported);
-        assert!(matches!(is_image_path(Path::new("a.gif")), ImageKind::Unsupported(_)));
-        assert_eq!(is_image_path(Path::new("notes.txt")), ImageKind::NotImage);
     }
 }

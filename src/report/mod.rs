@@ -11,3 +11,14 @@ pub mod tables;
 pub fn timestamp() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
+
+/// Writes a probe report's table and plot beside its JSON: `STEM.md`, `STEM.png`, `STEM.svg`.
+pub fn write_probe(report: &crate::eval::probe::ProbeReport, stem: &std::path::Path, command: &str) -> anyhow::Result<()> {
+    std::fs::write(stem.with_extension("md"), tables::probe_table(report, command))?;
+    plot::probe_plot(report, stem)
+}
+
+/// Writes a crossval run's `results.md`.
+pub fn write_crossval(results: &crate::eval::crossval::CrossvalResults, run: &std::path::Path, command: &str) -> anyhow::Result<()> {
+    Ok(crate::atomic_write::write(&run.join("results.md"), tables::crossval_table(results, command))?)
+}

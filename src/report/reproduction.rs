@@ -47,6 +47,14 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
         predictions::of_run(run, folds, &o.dataset, &o.cache, eval_batch)
     };
     let (ft_dir, ft) = &o.finetune;
+    // Each run's own files, beside its results.json.
+    super::write_crossval(ft, ft_dir, command)?;
+    for (_, dir, results) in &o.surgery {
+        super::write_crossval(results, dir, command)?;
+    }
+    for (stem, report) in &o.probes {
+        super::write_probe(report, stem, command)?;
+    }
     let ft_predictions = predictions_of(ft_dir, &ft.config.folds)?;
     let mut md = String::new();
     let exp = &o.experiment;
