@@ -77,7 +77,7 @@ fn tiny_backbone() -> SavedModel {
         layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 3 } }
         layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }"#;
     let spec = prototxt::parse(text, "tiny").unwrap();
-    let weights = deepsent::train::bench::random_weights(&spec, 9);
+    let weights = deepsent::model::init::random_weights(&spec, 9);
     let card = ModelCard {
         backbone: "tiny".into(),
         pretrained_from: "random".into(),

@@ -90,7 +90,7 @@ fn caffenet_v1_caffemodel_round_trips_and_runs() {
     let names: Vec<&str> = spec.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names.len(), 23);
     assert_eq!(spec.layers[4].params[1].lr_mult, 2.0);
-    let weights = deepsent::train::bench::random_weights(&spec, 1);
+    let weights = deepsent::model::init::random_weights(&spec, 1);
     let bytes = caffemodel::encode_v1(&weights, &spec);
     let mut back = caffemodel::decode(&bytes, "caffenet.caffemodel").unwrap();
     // V1 files store legacy 4-D shapes; conforming to the spec restores them.
@@ -108,7 +108,7 @@ fn caffenet_v1_caffemodel_round_trips_and_runs() {
 #[test]
 fn broken_caffemodels_name_the_layer() {
     let spec = Arch::CaffeNet.spec().unwrap();
-    let weights = deepsent::train::bench::random_weights(&spec, 2);
+    let weights = deepsent::model::init::random_weights(&spec, 2);
     let bytes = caffemodel::encode_v1(&weights, &spec);
     let cut = &bytes[..bytes.len() * 3 / 4]; // ends inside fc7's weights
     let err = caffemodel::decode(cut, "cut.caffemodel").unwrap_err().to_string();

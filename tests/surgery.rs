@@ -6,7 +6,7 @@ use deepsent::model::{Arch, LayerKind};
 
 fn caffenet() -> Patient {
     let spec = Arch::CaffeNet.spec().unwrap();
-    let weights = deepsent::train::bench::random_weights(&spec, 3);
+    let weights = deepsent::model::init::random_weights(&spec, 3);
     Patient::new(spec, weights)
 }
 
@@ -64,7 +64,7 @@ fn cut_append_remove_and_freeze() {
 #[test]
 fn squeezenet_head_on_a_map_is_a_1x1_convolution() {
     let spec = Arch::SqueezeNet10.spec().unwrap();
-    let weights = deepsent::train::bench::random_weights(&spec, 1);
+    let weights = deepsent::model::init::random_weights(&spec, 1);
     let p = Patient::new(spec, weights).operate(&resolve("squeezenet1.0", "ft").unwrap(), 0).unwrap();
     assert!(p.spec.layer("relu_conv_final").is_none());
     assert!(matches!(p.spec.layer("conv_final").unwrap().kind, LayerKind::Convolution { num_output: 2, kernel: [1, 1], .. }));
@@ -115,7 +115,7 @@ fn caffenet_paper_presets_have_the_expected_layers_and_sizes() {
         // New layers get lr ×10; nothing new, nothing faster.
         let fast = p.spec.layers.iter().filter(|l| l.params.first().is_some_and(|m| m.lr_mult == 10.0)).count();
         assert_eq!(fast, p.new_layers.len(), "{name}");
-        let logits = deepsent::train::fit::logits_blob(&p.spec);
+        let logits = p.spec.logits_blob().to_string();
         let classes = p.spec.infer_shapes().unwrap().blobs[&logits][0];
         let expected = match name {
             "fc7-4096" | "fc6-4096" => 4096,
@@ -129,7 +129,7 @@ fn caffenet_paper_presets_have_the_expected_layers_and_sizes() {
 #[test]
 fn squeezenet_analogues_build_with_the_expected_heads() {
     let spec = Arch::SqueezeNet10.spec().unwrap();
-    let weights = deepsent::train::bench::random_weights(&spec, 1);
+    let weights = deepsent::model::init::random_weights(&spec, 1);
     let total = 1_248_424;
     let conv10 = 512 * 1000 + 1000;
     let fire9 = (512 * 64 + 64) + (64 * 256 + 256) + (64 * 9 * 256 + 256);
@@ -143,7 +143,7 @@ fn squeezenet_analogues_build_with_the_expected_heads() {
     ];
     for (name, classes, params) in cases {
         let p = Patient::new(spec.clone(), weights.clone()).operate(&resolve("squeezenet1.0", name).unwrap(), 0).unwrap();
-        let logits = deepsent::train::fit::logits_blob(&p.spec);
+        let logits = p.spec.logits_blob().to_string();
         assert_eq!(p.spec.infer_shapes().unwrap().blobs[&logits], vec![classes, 1, 1], "{name}");
         assert_eq!(p.spec.parameter_count().unwrap(), params, "{name}");
         assert!(p.spec.layer("drop9").is_none(), "{name}: drop9 stays out");

@@ -54,7 +54,7 @@ fn tiny() -> (Net, Preprocess, Vec<image::RgbImage>, Vec<usize>) {
         layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 2 } }
         layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }"#;
     let spec = prototxt::parse(text, "tiny").unwrap();
-    let weights = deepsent::train::bench::random_weights(&spec, 9);
+    let weights = deepsent::model::init::random_weights(&spec, 9);
     let net = Net::new(spec, &weights, &Device::flex()).unwrap();
     let pre = Preprocess { resize: Resize::Warp(12), crop: 10, ..Preprocess::caffe(10) };
     let images: Vec<image::RgbImage> = (0..12u32)
@@ -111,7 +111,7 @@ fn resume_after_interruption_is_bit_identical() {
 /// zoo's V1 format and read back), and `n` real Twitter training images.
 fn caffenet_and_images(dir: &std::path::Path, n: usize) -> (deepsent::model::saved::SavedModel, ImageCache, Vec<usize>) {
     let spec = Arch::CaffeNet.spec().unwrap();
-    let weights = deepsent::train::bench::random_weights(&spec, 5);
+    let weights = deepsent::model::init::random_weights(&spec, 5);
     let model_path = dir.join("caffenet.caffemodel");
     std::fs::write(&model_path, caffemodel::encode_v1(&weights, &spec)).unwrap();
     let loaded = deepsent::model::load::load_model(Some(&Arch::CaffeNet), &model_path).unwrap();

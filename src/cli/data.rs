@@ -13,7 +13,7 @@ pub struct DataArgs {
     #[arg(long)]
     pub root: Option<PathBuf>,
     /// Twitter agreement subset (images on which at least 5, 4 or 3 of the 5 annotators agree).
-    #[arg(long, value_enum, default_value_t = Subset::Five)]
+    #[arg(long, value_parser = super::enum_value::<Subset>, default_value = "five")]
     pub subset: Subset,
     /// Fold files DIR/fold<K>/{train,test}.txt for a dataset without published
     /// folds (default: a stratified split drawn with --split-seed).

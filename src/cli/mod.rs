@@ -104,3 +104,9 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// A library setting given on the command line by its serde name (the name
+/// config and experiment files use), so the library needs no clap.
+pub fn enum_value<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|e| e.to_string())
+}

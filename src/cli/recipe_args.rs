@@ -1,4 +1,5 @@
 use anyhow::Result;
+use super::enum_value;
 use clap::Args;
 use deepsent::eval::recipe::HeadInit;
 use deepsent::model::surgery::{self, Op};
@@ -32,7 +33,7 @@ pub struct SolverArgs {
     #[arg(long, default_value_t = 32)]
     pub micro_batch: usize,
     /// How the rate falls after the warm-up: step (the paper's) or cosine.
-    #[arg(long, value_enum, default_value_t = Schedule::Step)]
+    #[arg(long, value_parser = enum_value::<Schedule>, default_value = "step")]
     pub schedule: Schedule,
     /// Epochs of linear warm-up from 0 to --base-lr.
     #[arg(long, default_value_t = 0.0)]
@@ -46,7 +47,7 @@ pub struct SolverArgs {
     #[arg(long, default_value_t = 0)]
     pub freeze_layers: usize,
     /// What weight decay pulls toward: zero (Caffe's) or pretrained (L2-SP).
-    #[arg(long, value_enum, default_value_t = DecayTarget::Zero)]
+    #[arg(long, value_parser = enum_value::<DecayTarget>, default_value = "zero")]
     pub decay_to: DecayTarget,
     /// Keep the average of the weights at the end of each of the last this
     /// many epochs (stochastic weight averaging); 0: the last weights.
@@ -54,11 +55,11 @@ pub struct SolverArgs {
     pub swa_epochs: f64,
     /// Training views: paper (random crop + mirror) or strong (random-resized
     /// crop + mirror + colour jitter).
-    #[arg(long, value_enum, default_value_t = Augment::Paper)]
+    #[arg(long, value_parser = enum_value::<Augment>, default_value = "paper")]
     pub augment: Augment,
     /// BatchNorm in training: frozen (its stored ImageNet statistics) or
     /// batch (each micro-batch's own, the stored ones updated for testing).
-    #[arg(long, value_enum, default_value_t = BatchNormMode::Frozen)]
+    #[arg(long, value_parser = enum_value::<BatchNormMode>, default_value = "frozen")]
     pub batchnorm: BatchNormMode,
 }
 
@@ -99,7 +100,7 @@ pub struct RecipeArgs {
     /// How new layers start: random (Gaussian, std 0.01, the paper's) or
     /// probe (the logistic regression on their input features, fitted on the
     /// training images only).
-    #[arg(long, value_enum, default_value_t = HeadInit::Random)]
+    #[arg(long, value_parser = enum_value::<HeadInit>, default_value = "random")]
     pub head_init: HeadInit,
     /// Learning-rate multiplier of new layers (the paper's 10).
     #[arg(long, default_value_t = 10.0)]

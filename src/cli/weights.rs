@@ -49,7 +49,7 @@ pub fn run(cmd: WeightsCommand) -> Result<ExitCode> {
         }
         WeightsCommand::Random { arch, out, seed } => {
             let spec = arch.spec()?;
-            let weights = deepsent::train::bench::random_weights(&spec, seed);
+            let weights = deepsent::model::init::random_weights(&spec, seed);
             std::fs::write(&out, deepsent::model::caffe::caffemodel::encode_v1(&weights, &spec))?;
             println!("{}: random {} weights (seed {seed}); not a trained model", out.display(), arch.name());
         }

@@ -12,7 +12,7 @@ use super::problem::Problem;
 use std::path::{Path, PathBuf};
 
 /// Agreement subsets: images on which at least N of the 5 annotators agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Subset {
     Five,

@@ -140,7 +140,7 @@ impl Crossval<'_> {
                 .with_context(|| format!("reading {}", config_path.display()))?;
             if old != self.config {
                 bail!(
-                    "{} was started with other settings:\n  then: {}\n  now:  {}\nuse another --out, or delete the directory to start over",
+                    "{} was started with other settings:\n  then: {}\n  now:  {}\nuse another run directory, or delete this one to start over",
                     out.display(),
                     serde_json::to_string(&old)?,
                     serde_json::to_string(&self.config)?

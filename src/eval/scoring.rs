@@ -26,7 +26,7 @@ impl Views {
 /// once, whatever the number of views per image: 10-crop scoring holds no more
 /// memory than centre-crop scoring, and an image's views may straddle passes.
 pub fn probabilities(net: &Net, pre: &Preprocess, images: &[&RgbImage], views: Views, batch: usize) -> Vec<Vec<f32>> {
-    let logits_name = crate::train::fit::logits_blob(&net.spec);
+    let logits_name = net.spec.logits_blob().to_string();
     let cs = views.crops(pre);
     let per_image = cs.len();
     let total = images.len() * per_image;
@@ -60,7 +60,7 @@ pub fn probabilities(net: &Net, pre: &Preprocess, images: &[&RgbImage], views: V
 mod tests {
     use super::*;
     use crate::model::caffe::prototxt;
-    use crate::train::bench::random_weights;
+    use crate::model::init::random_weights;
     use burn::prelude::Device;
 
     #[test]

@@ -31,7 +31,7 @@ impl std::str::FromStr for SearchKey {
     type Err = String;
     /// `KEY=V1,V2,…`; a value is read as JSON (a number) or else as a word (`cosine`).
     fn from_str(text: &str) -> Result<Self, String> {
-        let (key, values) = text.split_once('=').ok_or_else(|| format!("--search {text:?}: expected KEY=V1,V2,…"))?;
+        let (key, values) = text.split_once('=').ok_or_else(|| format!("search {text:?}: expected KEY=V1,V2,…"))?;
         let values: Vec<Value> = values
             .split(',')
             .map(str::trim)
@@ -39,7 +39,7 @@ impl std::str::FromStr for SearchKey {
             .map(|v| serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())))
             .collect();
         if values.is_empty() {
-            return Err(format!("--search {text:?}: no values"));
+            return Err(format!("search {text:?}: no values"));
         }
         Ok(SearchKey { key: key.trim().to_string(), values })
     }
@@ -73,11 +73,11 @@ pub fn apply(config: &CrossvalConfig, point: &BTreeMap<String, Value>) -> Result
             v[key] = value.clone();
         } else {
             let solver_keys: Vec<String> = v["solver"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
-            bail!("--search {key}: not a setting; searchable: {}, {}", solver_keys.join(", "), RECIPE_KEYS.join(", "));
+            bail!("search key {key}: not a setting; searchable: {}, {}", solver_keys.join(", "), RECIPE_KEYS.join(", "));
         }
     }
-    let mut c: CrossvalConfig = serde_json::from_value(v).with_context(|| format!("--search values {}", serde_json::to_string(point).unwrap_or_default()))?;
-    c.solver.check().map_err(|e| anyhow::anyhow!("--search values {}: {e}", serde_json::to_string(point).unwrap_or_default()))?;
+    let mut c: CrossvalConfig = serde_json::from_value(v).with_context(|| format!("search values {}", serde_json::to_string(point).unwrap_or_default()))?;
+    c.solver.check().map_err(|e| anyhow::anyhow!("search values {}: {e}", serde_json::to_string(point).unwrap_or_default()))?;
     c.search.clear();
     Ok(c)
 }

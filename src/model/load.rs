@@ -40,7 +40,7 @@ pub fn load_model(arch: Option<&Arch>, weights: &Path) -> Result<SavedModel> {
         return Ok(SavedModel::load(weights)?);
     }
     let Some(arch) = arch else {
-        bail!("{}: give --arch (caffenet, squeezenet1.0, efficientnet-lite0 or a .prototxt) for this weights file", weights.display());
+        bail!("{}: name its architecture (caffenet, squeezenet1.0, efficientnet-lite0 or a .prototxt) for this weights file", weights.display());
     };
     let spec = arch.spec()?;
     let w = read_weights(weights, &spec).with_context(|| format!("loading {} weights", arch.name()))?;

@@ -5,6 +5,7 @@ pub mod caffe;
 pub mod kernels;
 pub mod deep_compression;
 pub mod fetch;
+pub mod init;
 pub mod load;
 pub mod saved;
 pub mod net;

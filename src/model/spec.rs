@@ -179,6 +179,14 @@ impl NetSpec {
         self.layers.last().map(|l| l.tops[0].as_str()).unwrap_or(&self.input.blob)
     }
 
+    /// The blob a loss reads: the input of a final Softmax, else the output.
+    pub fn logits_blob(&self) -> &str {
+        match self.layers.last() {
+            Some(l) if l.kind == LayerKind::Softmax => &l.bottoms[0],
+            _ => self.output_blob(),
+        }
+    }
+
     /// Infers every blob's shape (in Caffe's rules) and checks the wiring.
     /// Returns the shapes of the bottoms of each layer (the input each sees)
     /// and of every blob after its last write.

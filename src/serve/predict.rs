@@ -33,7 +33,7 @@ pub struct Predictor {
 
 impl Predictor {
     pub fn new(model: SavedModel) -> Result<Predictor> {
-        let logits = crate::train::fit::logits_blob(&model.spec);
+        let logits = model.spec.logits_blob().to_string();
         let classes = model.spec.infer_shapes()?.blobs[&logits][0];
         if classes < 2 {
             bail!("the model has {classes} output(s); a sentiment model needs outputs 0 (negative) and 1 (positive)");

@@ -3,9 +3,10 @@
 //! PyTorch reference benchmark (`../shared/bench/torch_caffenet_bench.py`).
 
 use super::fit::cross_entropy;
+use crate::model::init::torch_like_weights;
 use super::solver::{Sgd, SolverSettings};
 use crate::model::net::{to_f32s, Mode, Net};
-use crate::model::{Blob, NetSpec, Weights};
+use crate::model::NetSpec;
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -24,55 +25,6 @@ pub struct BenchResult {
     pub threads: usize,
 }
 
-/// Small random weights (uniform ±0.01; BatchNorm's scale factor 1): what
-/// `deepsent weights random` writes to try the pipeline, trainable at the
-/// paper's learning rates.
-pub fn random_weights(spec: &NetSpec, seed: u64) -> Weights {
-    draw_weights(spec, seed, false)
-}
-
-/// Random weights drawn as PyTorch initialises its layers, for benchmarks:
-/// weights and biases of convolutions and inner products uniform in
-/// ±1/√fan-in, BatchNorm statistics mean 0 and variance 1, Scale 1 and 0, so
-/// activations and gradients keep their scale through a deep network.
-/// (With ±0.01 everywhere the signal shrinks layer after layer until the
-/// backward pass runs on subnormal floats, 10–40× slower on this CPU: a
-/// benchmark would measure that, and PyTorch's does not.)
-pub fn torch_like_weights(spec: &NetSpec, seed: u64) -> Weights {
-    draw_weights(spec, seed, true)
-}
-
-fn draw_weights(spec: &NetSpec, seed: u64, torch_like: bool) -> Weights {
-    use crate::model::LayerKind::{BatchNorm, Scale};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut w = Weights::default();
-    for (l, shapes) in spec.layers.iter().zip(spec.param_shapes().expect("valid spec")) {
-        if shapes.is_empty() {
-            continue;
-        }
-        let fan_in: usize = shapes[0].iter().skip(1).product();
-        let bound = if torch_like { 1.0 / (fan_in.max(1) as f32).sqrt() } else { 0.01 };
-        let blobs = shapes
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let n = s.iter().product();
-                let v = match (&l.kind, i) {
-                    (BatchNorm { .. }, 0) if torch_like => vec![0.0; n],
-                    // Variance and scale factor 1.
-                    (BatchNorm { .. }, _) if i > 0 => vec![1.0; n],
-                    (Scale { .. }, 0) if torch_like => vec![1.0; n],
-                    (Scale { .. }, _) if torch_like => vec![0.0; n],
-                    _ => (0..n).map(|_| rng.gen_range(-bound..bound)).collect(),
-                };
-                Blob::new(s, v)
-            })
-            .collect();
-        w.layers.insert(l.name.clone(), blobs);
-    }
-    w
-}
-
 pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usize) -> anyhow::Result<BenchResult> {
     let weights = torch_like_weights(&spec, 0);
     let mut net = Net::new(spec, &weights, &Device::flex())?;
@@ -82,7 +34,7 @@ pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usi
     let labels: Vec<usize> = (0..batch).map(|k| k % 2).collect();
     let settings = SolverSettings::default();
     let mut sgd = Sgd::new(&net.params);
-    let logits = super::fit::logits_blob(&net.spec);
+    let logits = net.spec.logits_blob().to_string();
     let mut times = Vec::new();
     for it in 0..iterations + 2 {
         let t = Instant::now();

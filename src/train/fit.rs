@@ -6,7 +6,6 @@ use super::checkpoint;
 use super::solver::{Augment, BatchNormMode, Sgd, SolverSettings};
 use super::stream::{self, Purpose};
 use crate::model::net::{to_f32s, update_running_stats, Mode, Net, Params};
-use crate::model::NetSpec;
 use crate::preprocess::{augment, crops, Preprocess};
 use anyhow::{bail, Result};
 use burn::prelude::*;
@@ -17,13 +16,6 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 
-/// The blob the loss reads: the input of a final Softmax, else the output.
-pub fn logits_blob(spec: &NetSpec) -> String {
-    match spec.layers.last() {
-        Some(l) if l.kind == crate::model::LayerKind::Softmax => l.bottoms[0].clone(),
-        _ => spec.output_blob().to_string(),
-    }
-}
 
 /// One line of the training log (`log.jsonl`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,7 +97,7 @@ pub fn fit(
     }
 
     let train_device = net.device().clone().autodiff();
-    let logits_name = logits_blob(&net.spec);
+    let logits_name = net.spec.logits_blob().to_string();
     let bar = crate::progress::bar(iterations as u64, &cfg.name);
     bar.set_position(start as u64);
     let t0 = std::time::Instant::now();
@@ -139,7 +131,7 @@ pub fn fit(
             let value = to_f32s(&loss)[0] as f64;
             if !value.is_finite() || value > EXPLODED_LOSS {
                 bar.abandon();
-                bail!("{}: the loss is {value} at iteration {it} (micro-batch {m}): training diverged; lower the learning rate (--base-lr)", cfg.name);
+                bail!("{}: the loss is {value} at iteration {it} (micro-batch {m}): training diverged; lower the learning rate (base_lr)", cfg.name);
             }
             loss_sum += value;
             let grads = loss.backward();

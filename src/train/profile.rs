@@ -9,7 +9,7 @@
 //! gradient. The sum of the per-layer backward times approximates a training
 //! step's backward pass.
 
-use super::bench::torch_like_weights;
+use crate::model::init::torch_like_weights;
 use crate::model::net::{to_f32s, Mode, Net};
 use crate::model::{LayerKind, NetSpec};
 use burn::prelude::*;
