@@ -212,3 +212,23 @@ fn shipped_experiments_are_valid() {
     }
     assert!(n >= 2);
 }
+
+/// Every committed experiment file reads, and its recipes are valid (the
+/// searched settings included), so `deepsent reproduce` does not fail hours in.
+#[test]
+fn every_committed_experiment_file_reads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let e = deepsent::experiment::Experiment::load(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+            e.finetune.solver(&e.backbone).check().unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+            for key in e.finetune.search().unwrap() {
+                assert!(!key.values.is_empty(), "{}", path.display());
+            }
+            read += 1;
+        }
+    }
+    assert!(read >= 3, "read {read} experiment files");
+}
