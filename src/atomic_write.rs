@@ -3,21 +3,22 @@
 //! target: a run stopped mid-write leaves the old file or none, never half
 //! of one that a resumed run would take for finished work and fail to read.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
-/// Writes `contents` to `path` atomically; the error names the file.
+/// Writes `contents` to `path` atomically and durably (a temporary file in
+/// the same directory, synced, then renamed over `path`); the error names the file.
 pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
-    let partial = partial_path(path);
     let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()));
-    std::fs::write(&partial, contents).map_err(named)?;
-    std::fs::rename(&partial, path).map_err(named)
-}
-
-/// `name.ext.partial` beside `name.ext` (appended, so `a.json` and `a.md` never share one).
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    path.with_file_name(name)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new().prefix(".partial-").tempfile_in(dir).map_err(named)?;
+    file.write_all(contents.as_ref()).map_err(named)?;
+    file.as_file().sync_all().map_err(named)?;
+    file.persist(path).map_err(|e| named(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -41,6 +42,5 @@ mod tests {
         let path = dir.path().join("missing-dir/result.json");
         let e = write(&path, "x").unwrap_err();
         assert!(e.to_string().contains("missing-dir/result.json"), "{e}");
-        assert_eq!(partial_path(&dir.path().join("a.json")), dir.path().join("a.json.partial"));
     }
 }

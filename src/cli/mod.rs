@@ -75,8 +75,10 @@ enum Command {
 /// program is named `deepsent` whatever path or copy ran it, so the line can
 /// be run again elsewhere.
 fn command_line() -> String {
-    let args = std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a });
-    std::iter::once("deepsent".to_string()).chain(args).collect::<Vec<_>>().join(" ")
+    let args: Vec<String> = std::iter::once("deepsent".to_string()).chain(std::env::args().skip(1)).collect();
+    // shlex quotes what a shell would split or expand; an argument it cannot
+    // quote (a NUL byte) cannot have come from a shell either.
+    shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| args.join(" "))
 }
 
 pub fn main() -> ExitCode {
