@@ -63,6 +63,10 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
         );
     }
     let _ = writeln!(s, "\nStandard deviation: {}. Solver: {}.", r.std_kind, describe_solver(&c.solver, c.new_lr_mult));
+    if !c.search.is_empty() {
+        let grid: Vec<String> = c.search.iter().map(|k| format!("{} ∈ {{{}}}", k.key, k.values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect::<Vec<_>>().join(", "))).collect();
+        let _ = writeln!(s, "\nSearched per fold, overriding the solver above with each fold's choice: {}.", grid.join("; "));
+    }
     if !r.degenerate_folds.is_empty() {
         let _ = writeln!(s, "\nDegenerate folds (tied or constant answers; their accuracy means nothing): {:?}.", r.degenerate_folds);
     }
