@@ -138,17 +138,13 @@ fn print_rows(rows: &[Row], format: Format) -> Result<()> {
 
 /// Accuracy over the predicted images that `truth` lists (matched by file name).
 fn print_accuracy(rows: &[Row], truth: &Path, oversample: bool) -> Result<()> {
-    let text = std::fs::read_to_string(truth).with_context(|| format!("reading {}", truth.display()))?;
-    let mut labels: HashMap<String, &str> = HashMap::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let mut parts = line.split_whitespace();
-        match (parts.next(), parts.next()) {
-            (Some(name), Some(label @ ("0" | "1"))) => {
-                labels.insert(name.to_string(), if label == "1" { "positive" } else { "negative" });
-            }
-            _ => anyhow::bail!("{}:{}: expected `name 0|1`, found {line:?}", truth.display(), n + 1),
-        }
+    // The label file is read as the dataset reads its own (data::list_file):
+    // every bad line is reported with its file and line.
+    let (entries, problems) = deepsent::data::list_file::read(truth);
+    if !problems.is_empty() {
+        anyhow::bail!("{}", deepsent::data::Problems(problems));
     }
+    let labels: HashMap<String, &str> = entries.iter().map(|e| (e.name.clone(), e.label.name())).collect();
     let (mut seen, mut correct) = (0, 0);
     for r in rows {
         let name = Path::new(&r.path).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
