@@ -57,8 +57,9 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
     let trained = recipe.train("finetune", seed, &images, &labels, &run_dir, |_| None)?;
     let cv_accuracy = match &a.cv {
         Some(p) => {
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?;
-            v["mean_center"].as_f64()
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let r: deepsent::eval::crossval::CrossvalResults = serde_json::from_str(&text).with_context(|| format!("{} is not a crossval results.json", p.display()))?;
+            Some(r.mean_center)
         }
         None => None,
     };
