@@ -64,6 +64,16 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
                 .with_context(|| format!("{} records no command (a ```sh block)", md_path.display()))?;
             deepsent::atomic_write::write(&run.join("results.json"), serde_json::to_string_pretty(&r)?)?;
             deepsent::atomic_write::write(&md_path, deepsent::report::tables::crossval_table(&r, &command))?;
+            // The probes of this run's trained models carry its verdict too.
+            let probe_stem = run.join(deepsent::eval::probe::probe_name(false));
+            if let Ok(text) = std::fs::read_to_string(probe_stem.with_extension("json")) {
+                let mut probe: deepsent::eval::probe::ProbeReport = serde_json::from_str(&text).with_context(|| format!("reading {}.json", probe_stem.display()))?;
+                probe.unmoved_folds = r.unmoved_folds.clone();
+                let probe_md = std::fs::read_to_string(probe_stem.with_extension("md")).unwrap_or_default();
+                let probe_command = probe_md.split_once("```sh\n").and_then(|(_, rest)| rest.split_once("\n```")).map_or(command.clone(), |(c, _)| c.to_string());
+                deepsent::atomic_write::write(&probe_stem.with_extension("json"), serde_json::to_string_pretty(&probe)?)?;
+                deepsent::report::write_probe(&probe, &probe_stem, &probe_command)?;
+            }
             if r.did_not_move() {
                 println!("{}: the network did not move on any fold: a linear probe", run.display());
             } else {

@@ -292,5 +292,7 @@ mod unmoved_tests {
         let still = results(&[(1, 0.5, Some(0.5)), (2, 0.5 - 1.0 / 176.0, Some(0.5))]);
         assert!(still.did_not_move());
         assert!(crate::report::tables::crossval_table(&still, "c").starts_with("# Not fine-tuned — the network did not move"));
+        let mostly = results(&[(1, 0.5, Some(0.5)), (2, 0.5, Some(0.5)), (3, 0.6, Some(0.5))]);
+        assert!(crate::report::tables::crossval_table(&mostly, "c").starts_with("# Mostly not fine-tuned — the network did not move on 2 of 3 folds"));
     }
 }

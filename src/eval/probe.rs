@@ -67,6 +67,10 @@ pub struct ProbeReport {
     /// excluded): read from the fold files, so a resumed run reports the
     /// work it did rather than the seconds it took to read them back.
     pub seconds: f64,
+    /// Folds whose probed model did not move in training (from the run's
+    /// results): there the "fine-tuned" model is its starting point.
+    #[serde(default)]
+    pub unmoved_folds: Vec<usize>,
 }
 
 /// A finished fold, as saved for resuming.
@@ -249,6 +253,7 @@ impl Probe<'_> {
             std_kind: "population (ddof 0) over folds".into(),
             layers,
             seconds: folds.iter().map(|f| done[&f.number].seconds).sum(),
+            unmoved_folds: Vec::new(),
         }
     }
 }
@@ -296,6 +301,14 @@ pub fn probe_run(probe: &Probe, run: &Path, config: &super::crossval::CrossvalCo
     } else {
         format!("{}/foldK/model.safetensors: surgery {}, head {:?}, base lr {}, {} epochs", run.display(), config.surgery, config.head_init, config.solver.base_lr, config.solver.epochs)
     };
+    if !pretrained {
+        // The run's verdict, when it has finished: which of its models did not move.
+        if let Ok(text) = std::fs::read_to_string(run.join("results.json")) {
+            let mut results: super::crossval::CrossvalResults = serde_json::from_str(&text).with_context(|| format!("reading {}/results.json", run.display()))?;
+            results.derive_flags();
+            report.unmoved_folds = results.unmoved_folds;
+        }
+    }
     std::fs::write(run.join(format!("{name}.json")), serde_json::to_string_pretty(&report)?)?;
     Ok(report)
 }

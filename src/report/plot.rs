@@ -53,7 +53,8 @@ fn draw_probe<DB: DrawingBackend>(report: &ProbeReport, root: DrawingArea<DB, Sh
     let top = (n - 1).max(1) as f64;
     let lows = report.layers.iter().map(|l| l.mean - l.std).chain(crate::report::paper::PROBES.iter().map(|p| p.1 .0 - p.1 .1));
     let x_min = (lows.fold(1.0f64, f64::min) * 20.0).floor() / 20.0;
-    let title = format!("Layer probes, {} ({})", report.model, if report.pretrained { "pretrained" } else { "fine-tuned" });
+    let trained = if report.unmoved_folds.is_empty() { "fine-tuned" } else { "trained; did not move" };
+    let title = format!("Layer probes, {} ({})", report.model, if report.pretrained { "pretrained" } else { trained });
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 22))
         .margin(12)

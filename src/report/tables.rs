@@ -17,6 +17,9 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     if r.did_not_move() {
         let _ = writeln!(s, "# Not fine-tuned — the network did not move: {}-fold cross-validation of {}, a linear probe\n", r.folds.len(), c.backbone);
         let _ = writeln!(s, "On every fold training changed the centre-crop test accuracy by at most one image: these rows measure the starting point (the head initialised by the probe, scored with a 10-crop average), not what fine-tuning adds.\n");
+    } else if 2 * r.unmoved_folds.len() > r.folds.len() {
+        let _ = writeln!(s, "# Mostly not fine-tuned — the network did not move on {} of {} folds: cross-validation of {}\n", r.unmoved_folds.len(), r.folds.len(), c.backbone);
+        let _ = writeln!(s, "On folds {:?} training changed the centre-crop test accuracy by at most one image: there the rows measure the starting point, not what fine-tuning adds.\n", r.unmoved_folds);
     } else {
         let _ = writeln!(s, "# Fine-tuning by {}-fold cross-validation: {}\n", r.folds.len(), c.backbone);
     }
@@ -180,9 +183,18 @@ fn movement_section(r: &CrossvalResults) -> String {
 /// them), both classifiers, beside the paper's fine-tuned CaffeNet.
 pub fn probe_table(r: &ProbeReport, command: &str) -> String {
     let mut s = String::new();
-    let what = if r.pretrained { "pretrained (not fine-tuned)" } else { "fine-tuned, each fold's own model" };
+    let trained_folds = r.layers.first().map_or(0, |l| l.folds.len());
+    let what = if r.pretrained {
+        "pretrained (not fine-tuned)".to_string()
+    } else if r.unmoved_folds.is_empty() {
+        "fine-tuned, each fold's own model".to_string()
+    } else if r.unmoved_folds.len() >= trained_folds {
+        "each fold's trained model — not fine-tuned: the network did not move in training (the probe-initialised start)".to_string()
+    } else {
+        format!("each fold's trained model — the network did not move in training on folds {:?}", r.unmoved_folds)
+    };
     let _ = writeln!(s, "# Layer probes: {} — {}\n", r.model, what);
-    let folds = r.layers.first().map_or(0, |l| l.folds.len());
+    let folds = trained_folds;
     let _ = writeln!(s, "Weights: {}.\n", r.source);
     let _ = writeln!(s, "Dataset {}, {} folds; centre-crop activations, flattened; C by {}-fold CV on each fold's training part.\n", r.dataset, folds, r.settings.search.inner_folds);
     let _ = writeln!(s, "| layer | dims | linear SVM | softmax | C (SVM, per fold) | C (softmax, per fold) |");
