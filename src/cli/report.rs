@@ -57,11 +57,7 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
             r.derive_flags();
             let md_path = run.join("results.md");
             let old = std::fs::read_to_string(&md_path).with_context(|| format!("reading {}", md_path.display()))?;
-            let command = old
-                .split_once("```sh\n")
-                .and_then(|(_, rest)| rest.split_once("\n```"))
-                .map(|(c, _)| c.to_string())
-                .with_context(|| format!("{} records no command (a ```sh block)", md_path.display()))?;
+            let command = recorded_command(&old).with_context(|| format!("{} records no command (a ```sh block)", md_path.display()))?;
             deepsent::atomic_write::write(&run.join("results.json"), serde_json::to_string_pretty(&r)?)?;
             deepsent::atomic_write::write(&md_path, deepsent::report::tables::crossval_table(&r, &command))?;
             // The probes of this run's trained models carry its verdict too.
@@ -70,7 +66,7 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
                 let mut probe: deepsent::eval::probe::ProbeReport = serde_json::from_str(&text).with_context(|| format!("reading {}.json", probe_stem.display()))?;
                 probe.unmoved_folds = r.unmoved_folds.clone();
                 let probe_md = std::fs::read_to_string(probe_stem.with_extension("md")).unwrap_or_default();
-                let probe_command = probe_md.split_once("```sh\n").and_then(|(_, rest)| rest.split_once("\n```")).map_or(command.clone(), |(c, _)| c.to_string());
+                let probe_command = recorded_command(&probe_md).unwrap_or_else(|| command.clone());
                 deepsent::atomic_write::write(&probe_stem.with_extension("json"), serde_json::to_string_pretty(&probe)?)?;
                 deepsent::report::write_probe(&probe, &probe_stem, &probe_command)?;
             }
@@ -82,4 +78,9 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The command a results Markdown file records (its ```sh block).
+fn recorded_command(markdown: &str) -> Option<String> {
+    markdown.split_once("```sh\n").and_then(|(_, rest)| rest.split_once("\n```")).map(|(c, _)| c.to_string())
 }

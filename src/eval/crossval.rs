@@ -104,6 +104,12 @@ impl CrossvalResults {
         self.paired_center = pairs.and_then(|p| paired(&p));
     }
 
+    /// Mean centre-crop test accuracy before training (the start), when every fold recorded it.
+    pub fn mean_center_before(&self) -> Option<f64> {
+        let before: Option<Vec<f64>> = self.folds.iter().map(|f| f.acc_center_before).collect();
+        before.filter(|b| !b.is_empty()).map(|b| b.iter().sum::<f64>() / b.len() as f64)
+    }
+
     /// Whether every fold is unmoved: the run must not be called fine-tuning.
     pub fn did_not_move(&self) -> bool {
         !self.folds.is_empty() && self.unmoved_folds.len() == self.folds.len()

@@ -209,7 +209,12 @@ fn best(scores: &[PointScore]) -> usize {
 
 /// `key=value key=value`, for logs and tables.
 pub fn describe(point: &BTreeMap<String, Value>) -> String {
-    point.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect::<Vec<_>>().join(" ")
+    point.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(" ")
+}
+
+/// A searched value as written on the command line: `cosine`, not `"cosine"`.
+pub fn value_text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
 #[cfg(test)]

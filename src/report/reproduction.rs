@@ -88,8 +88,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     let _ = writeln!(md, "| ours ({}, `{}`) | {:.3} ± {:.3} | {:.3} ± {:.3} |", exp.backbone, exp.finetune.surgery(), ft.mean_center, ft.std_center, ft.mean_oversample, ft.std_oversample);
     let _ = writeln!(md, "| paper (CaffeNet) | {pc:.3} ± {pcs:.3} | {po:.3} ± {pos:.3} |");
     let _ = writeln!(md, "| difference | {:+.3} | {:+.3} |\n", ft.mean_center - pc, ft.mean_oversample - po);
-    if let Some(p) = &ft.paired_center {
-        let start = ft.folds.iter().filter_map(|f| f.acc_center_before).sum::<f64>() / p.folds as f64;
+    if let (Some(p), Some(start)) = (&ft.paired_center, ft.mean_center_before()) {
         let verdict = if p.improved >= p.folds.saturating_sub(1) && p.mean > 0.0 { "fine-tuning beat the network it started from" } else { "**fine-tuning did not beat the network it started from**" };
         let _ = writeln!(
             md,

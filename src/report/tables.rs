@@ -44,8 +44,7 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
             f.train_seconds
         );
     }
-    let start: Vec<f64> = r.folds.iter().filter_map(|f| f.acc_center_before).collect();
-    let start_mean = if start.len() == r.folds.len() && !start.is_empty() { format!("{:.3}", start.iter().sum::<f64>() / start.len() as f64) } else { String::new() };
+    let start_mean = r.mean_center_before().map_or(String::new(), |m| format!("{m:.3}"));
     let gain = r.paired_center.as_ref().map_or(String::new(), |p| format!("{:+.3}", p.mean));
     let _ = writeln!(
         s,
@@ -67,7 +66,7 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     }
     let _ = writeln!(s, "\nStandard deviation: {}. Solver: {}.", r.std_kind, describe_solver(&c.solver, c.new_lr_mult));
     if !c.search.is_empty() {
-        let grid: Vec<String> = c.search.iter().map(|k| format!("{} ∈ {{{}}}", k.key, k.values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect::<Vec<_>>().join(", "))).collect();
+        let grid: Vec<String> = c.search.iter().map(|k| format!("{} ∈ {{{}}}", k.key, k.values.iter().map(crate::eval::search::value_text).collect::<Vec<_>>().join(", "))).collect();
         let _ = writeln!(s, "\nSearched per fold, overriding the solver above with each fold's choice: {}.", grid.join("; "));
     }
     if !r.degenerate_folds.is_empty() {
