@@ -4,13 +4,16 @@
 //! The pipeline, in the order data flows through it:
 //!
 //! ```text
-//! data ──> preprocess ──> model ──> train ──> eval ──> report / serve
-//! (folds,  (decode, warp,  (spec,    (solver,  (cross-    (tables, plots,
-//!  checks)  crops, cache)  import)   resume)   validation) HTTP)
+//! data ──> preprocess ──> model ──> train ──> eval ──> experiment ──> report / serve
+//! (folds,  (decode, warp,  (spec,    (recipe,  (cross-     (experiment   (tables, plots,
+//!  checks)  crops, cache)  import,   solver,   validation,  files, the    HTTP)
+//!                          surgery)  resume)   probes)      workbench)
 //! ```
-//! An experiment file (`experiment`) strings the whole study together
-//! (`deepsent reproduce`). The command-line interface (`src/cli`) is a thin
-//! layer over these modules.
+//! Each layer uses only those to its left (`scripts/check_layers.py`). A
+//! recipe (`train::Recipe`) is data with the paper's defaults; command-line
+//! flags and experiment files override it. An experiment file strings the
+//! whole study together (`deepsent reproduce`). The command-line interface
+//! (`src/cli`) is a thin layer over these modules.
 
 pub mod atomic_write;
 pub mod data;

@@ -5,7 +5,7 @@ mod common;
 
 use deepsent::data::{self, Dataset, DataRequest, FoldSource, Fold, Item, Label, Subset};
 use deepsent::eval::crossval::{Crossval, CrossvalConfig, BARELY_MOVED};
-use deepsent::eval::recipe::{HeadInit, Recipe};
+use deepsent::eval::finetune::{FineTuning, Trained};
 use deepsent::eval::search;
 use deepsent::model::caffe::prototxt;
 use deepsent::model::saved::{ModelCard, SavedModel};
@@ -13,7 +13,8 @@ use deepsent::model::surgery::parse_ops;
 use deepsent::model::{load, Arch};
 use deepsent::preprocess::{ImageCache, Preprocess, Resize};
 use deepsent::train::solver::{Augment, DecayTarget, Schedule};
-use deepsent::train::SolverSettings;
+use deepsent::train::{HeadInit, Recipe, SolverSettings, TrainDir};
+use deepsent::eval::run_dir::RunDir;
 
 /// SqueezeNet v1.0 with its ImageNet weights and `n` real Twitter training images.
 fn squeezenet_and_images(n: usize) -> (SavedModel, ImageCache, Vec<usize>) {
@@ -49,13 +50,13 @@ fn a_large_enough_rate_moves_the_weights_and_the_loss_a_tiny_one_does_not() {
             augment: Augment::Paper,
             ..Default::default()
         };
-        let recipe = Recipe { backbone: &model, ops: &ops, solver: &solver, head_init: HeadInit::Random, new_lr_mult: 10.0, eval_batch: 8 };
-        recipe.train("t", 0, &images, &labels, dir, |_| None).unwrap()
+        let recipe = Recipe { solver, ..Recipe::default() };
+        FineTuning { backbone: &model, ops: &ops, recipe: &recipe, eval_batch: 8 }.train("t", 0, &images, &labels, &TrainDir::new(dir), |_| None).unwrap()
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let moved = train(2e-3, a.path());
     let still = train(1e-9, b.path());
-    let change = |t: &deepsent::eval::recipe::Trained, layer: &str| t.movement.iter().find(|m| m.layer == layer).unwrap().relative_change;
+    let change = |t: &Trained, layer: &str| t.movement.iter().find(|m| m.layer == layer).unwrap().relative_change;
     // conv1 and fire2's squeeze are the two frozen weight layers.
     assert_eq!(change(&moved, "conv1"), 0.0);
     assert_eq!(change(&moved, "fire2/conv1x1_1"), 0.0);
@@ -64,7 +65,7 @@ fn a_large_enough_rate_moves_the_weights_and_the_loss_a_tiny_one_does_not() {
         assert!(change(&still, layer) < BARELY_MOVED, "{layer} moved {} at a rate of 1e-9", change(&still, layer));
     }
     assert!(change(&moved, "fire3/conv1x1_2") > 0.0);
-    let losses = |t: &deepsent::eval::recipe::Trained| t.log.iter().map(|e| e.loss).collect::<Vec<_>>();
+    let losses = |t: &Trained| t.log.iter().map(|e| e.loss).collect::<Vec<_>>();
     assert!((moved.log.last().unwrap().loss - moved.log[0].loss).abs() > 0.02, "the loss did not change: {:?}", losses(&moved));
     assert!((still.log.last().unwrap().loss - still.log[0].loss).abs() < 0.02, "a rate of 1e-9 changed the loss: {:?}", losses(&still));
 }
@@ -116,12 +117,14 @@ fn config() -> CrossvalConfig {
         backbone: "tiny".into(),
         weights: "random".into(),
         dataset: "tiny".into(),
-        surgery: "replace:fc:2".into(),
-        solver: SolverSettings { epochs: 2.0, batch: 6, micro_batch: 6, base_lr: 0.01, ..Default::default() },
-        seed: 0,
+        recipe: Recipe {
+            surgery: "replace:fc:2".into(),
+            solver: SolverSettings { epochs: 2.0, batch: 6, micro_batch: 6, base_lr: 0.01, ..Default::default() },
+            head_init: HeadInit::Probe,
+            new_lr_mult: 1.0,
+            seed: 0,
+        },
         folds: vec![1],
-        head_init: HeadInit::Probe,
-        new_lr_mult: 1.0,
         search: vec!["base_lr=0.001,0.01".parse().unwrap(), "schedule=step,cosine".parse().unwrap()],
         holdout: 0.2,
     }
@@ -135,17 +138,16 @@ fn the_search_never_reads_the_outer_test_part() {
     // Every test image poisoned: the search succeeds.
     let (dataset, cache) = tiny_dataset(|i| i >= 30);
     let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8 };
-    let (chosen, record) = search::choose(&cv, &dataset.folds[0], 1, &dir.path().join("search")).unwrap();
+    let (chosen, record) = search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(dir.path()).fold(1)).unwrap();
     assert_eq!(record.points.len(), 4);
     assert_eq!((record.inner_train, record.inner_val), (24, 6));
-    assert!(chosen.search.is_empty());
     assert_eq!(serde_json::to_value(chosen.solver.base_lr).unwrap(), record.chosen_values()["base_lr"]);
     assert!(record.points.iter().all(|p| p.images_trained == 2 * 24 && p.val_accuracy_before.is_some()));
     // The poison works: one poisoned training image stops the search.
     let (dataset, cache) = tiny_dataset(|i| i == 3 || i >= 30);
     let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8 };
     let other = tempfile::tempdir().unwrap();
-    let touched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search::choose(&cv, &dataset.folds[0], 1, other.path())));
+    let touched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(other.path()).fold(1))));
     assert!(touched.is_err() || touched.unwrap().is_err(), "a poisoned training image went unnoticed");
 }
 

@@ -129,11 +129,9 @@ fn layer_grams_equal_the_networks_features_on_real_images() {
         }
         // The export holds the same features, image by image.
         let bytes = std::fs::read(export.path().join(format!("{}.npy", deepsent::eval::features::file_stem(name)))).unwrap();
-        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-        let header = String::from_utf8_lossy(&bytes[10..10 + header_len]).to_string();
-        assert!(header.contains(&format!("'shape': ({}, {d})", images.len())), "{header}");
-        let body: Vec<f32> = bytes[10 + header_len..].chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-        assert_eq!(body, v, "{name}");
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        assert_eq!(npy.shape(), &[images.len() as u64, d as u64], "{name}");
+        assert_eq!(npy.into_vec::<f32>().unwrap(), v, "{name}");
     }
 }
 
@@ -147,12 +145,8 @@ fn probe_command_on_the_real_twitter_fold() {
         backbone: "squeezenet1.0".into(),
         weights: weights.display().to_string(),
         dataset: format!("twitter/five ({})", root.display()),
-        surgery: "ft".into(),
-        solver: deepsent::train::solver::SolverSettings::default(),
-        seed: 0,
+        recipe: deepsent::train::Recipe::default(),
         folds: vec![1, 2, 3, 4, 5],
-        head_init: deepsent::eval::recipe::HeadInit::Random,
-        new_lr_mult: 10.0,
         search: vec![],
         holdout: 0.2,
     };

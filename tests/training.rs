@@ -11,6 +11,7 @@ use deepsent::model::surgery::{parse_ops, Patient};
 use deepsent::model::{Arch, Blob, Net, Weights};
 use deepsent::preprocess::{ImageCache, Preprocess, Resize};
 use deepsent::train::solver::{Augment, DecayTarget, Schedule, Sgd, SolverSettings};
+use deepsent::train::TrainDir;
 use deepsent::train::{fit, FitConfig};
 
 fn t1(v: &[f32]) -> Tensor<1> {
@@ -82,7 +83,8 @@ fn resume_after_interruption_is_bit_identical() {
         let run = |dir: &std::path::Path, interrupt: bool| -> Weights {
             let (mut net, pre, images, labels) = tiny();
             let refs: Vec<&image::RgbImage> = images.iter().collect();
-            let cfg = |stop| FitConfig { settings: &s, seed: 4, run_dir: dir, name: "tiny".into(), stop_after: stop, new_layers: &[] };
+            let train_dir = TrainDir::new(dir);
+            let cfg = |stop| FitConfig { settings: &s, seed: 4, run_dir: &train_dir, name: "tiny".into(), stop_after: stop, new_layers: &[] };
             if interrupt {
                 // Stopped inside the weight-averaged epochs (iterations 5–8 of 8).
                 fit(&mut net, &pre, &refs, &labels, &cfg(Some(6)), |_| None).unwrap();
@@ -134,7 +136,7 @@ fn caffenet_fine_tunes_from_a_caffemodel_on_real_images() {
     // 8 images, batch 8: each iteration is one epoch over the same images.
     let s = SolverSettings { epochs: 4.0, batch: 8, micro_batch: 4, base_lr: 0.01, ..Default::default() };
     let run_dir = dir.path().join("run");
-    let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &run_dir, name: "caffenet".into(), stop_after: None, new_layers: &[] }, |_| None).unwrap();
+    let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &TrainDir::new(&run_dir), name: "caffenet".into(), stop_after: None, new_layers: &[] }, |_| None).unwrap();
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|e| e.loss.is_finite()));
     assert!(log[3].loss < log[0].loss, "loss did not fall: {:?}", log.iter().map(|e| e.loss).collect::<Vec<_>>());
@@ -152,7 +154,7 @@ fn every_caffenet_surgery_preset_trains_on_real_images() {
         let base_lr = preset.base_lr.unwrap_or(0.001);
         let s = SolverSettings { epochs: 2.0, batch: 4, micro_batch: 4, base_lr, ..Default::default() };
         let run_dir = dir.path().join(preset.name);
-        let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &run_dir, name: preset.name.into(), stop_after: None, new_layers: &[] }, |_| None).unwrap();
+        let log = fit(&mut net, &loaded.preprocess, &refs, &labels, &FitConfig { settings: &s, seed: 0, run_dir: &TrainDir::new(&run_dir), name: preset.name.into(), stop_after: None, new_layers: &[] }, |_| None).unwrap();
         assert_eq!(log.len(), 2, "{}", preset.name);
         assert!(log.iter().all(|e| e.loss.is_finite() && e.loss > 0.0), "{}: {:?}", preset.name, log);
     }

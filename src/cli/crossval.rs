@@ -3,9 +3,8 @@ use super::model_args::ModelArgs;
 use super::recipe_args::RecipeArgs;
 use anyhow::Result;
 use clap::Args;
-use deepsent::eval::crossval::{Crossval, CrossvalConfig};
 use deepsent::eval::search::SearchKey;
-use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
+use deepsent::experiment::workbench::Workbench;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,40 +34,23 @@ pub struct CrossvalArgs {
     #[arg(long, value_name = "KEY=V1,V2")]
     search: Vec<SearchKey>,
     /// Fraction of each fold's training part held out to score --search.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = deepsent::eval::search::DEFAULT_HOLDOUT)]
     holdout: f64,
 }
 
 pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
-    let (backbone, weights) = a.model.load()?;
-    let ops = a.recipe.ops(&a.model.arch)?;
-    let req = a.data.request()?;
-    let dataset = deepsent::data::load(&req).into_result()?;
-    let folds = if a.fold.is_empty() { dataset.folds.iter().map(|f| f.number).collect() } else { a.fold.clone() };
-    let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
-    let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
-    let config = CrossvalConfig {
-        backbone: a.model.arch.name(),
-        weights: weights.display().to_string(),
-        dataset: deepsent::data::describe(&dataset, &req),
-        surgery: deepsent::model::surgery::ops_text(&ops),
-        solver: a.recipe.solver_settings(&a.model.arch),
-        seed: a.recipe.seed,
-        folds,
-        head_init: a.recipe.head_init,
-        new_lr_mult: a.recipe.new_lr_mult,
-        search: a.search.clone(),
-        holdout: a.holdout,
-    };
+    let (recipe, ops) = a.recipe.overrides().recipe(&a.model.arch.name()).map_err(anyhow::Error::msg)?.resolved(&a.model.arch.name())?;
+    let bench = Workbench::prepare(a.model.arch.clone(), a.model.weights_path()?, &a.data.request()?)?;
+    let folds = if a.fold.is_empty() { bench.all_folds() } else { a.fold.clone() };
+    let config = bench.crossval_config(recipe, folds, a.search.clone(), a.holdout);
     if !(0.0..1.0).contains(&config.holdout) || config.holdout == 0.0 {
         anyhow::bail!("--holdout {} must be between 0 and 1", config.holdout);
     }
     // Every point of the grid must be a valid recipe before hours are spent on the first.
     for point in deepsent::eval::search::grid(&config.search) {
-        deepsent::eval::search::apply(&config, &point)?;
+        deepsent::eval::search::apply(&config.recipe, &point)?;
     }
-    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config, eval_batch: a.eval_batch };
-    let r = cv.run(&a.out)?;
+    let r = bench.crossval(&ops, config, a.eval_batch).run(&a.out)?;
     println!("fold  centre  10-crop");
     for f in &r.folds {
         let mark = |s: &deepsent::eval::metrics::Scored| if s.degenerate.is_some() { " (degenerate)" } else { "" };
@@ -85,6 +67,7 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
     }
     let command = super::command_line();
     deepsent::report::write_crossval(&r, &a.out, &command)?;
-    println!("results: {} and results.md", a.out.join("results.json").display());
+    let run = deepsent::eval::run_dir::RunDir::new(&a.out);
+    println!("results: {} and {}", run.results().display(), run.results_md().display());
     Ok(ExitCode::SUCCESS)
 }

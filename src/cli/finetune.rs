@@ -3,9 +3,9 @@ use super::model_args::ModelArgs;
 use super::recipe_args::RecipeArgs;
 use anyhow::{Context, Result};
 use clap::Args;
-use deepsent::eval::recipe::Recipe;
+use deepsent::eval::finetune::FineTuning;
 use deepsent::model::saved::{ModelCard, SavedModel};
-use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
+use deepsent::experiment::workbench::Workbench;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,25 +36,20 @@ pub struct FinetuneArgs {
 }
 
 pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
-    let (backbone, weights) = a.model.load()?;
-    let ops = a.recipe.ops(&a.model.arch)?;
-    let req = a.data.request()?;
-    let dataset = deepsent::data::load(&req).into_result()?;
-    let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
-    let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
+    let (recipe, ops) = a.recipe.overrides().recipe(&a.model.arch.name()).map_err(anyhow::Error::msg)?.resolved(&a.model.arch.name())?;
+    let bench = Workbench::prepare(a.model.arch.clone(), a.model.weights_path()?, &a.data.request()?)?;
+    let (backbone, dataset, cache) = (&bench.backbone, &bench.dataset, &bench.cache);
     let (chosen, seed, part): (Vec<usize>, u64, String) = match a.fold {
         Some(k) => {
             let fold = dataset.fold(k).with_context(|| format!("{} has no fold {k}", dataset.name))?;
-            (fold.train.clone(), a.recipe.seed.wrapping_add(k as u64), format!("fold {k} train part, {} images", fold.train.len()))
+            (fold.train.clone(), recipe.seed.wrapping_add(k as u64), format!("fold {k} train part, {} images", fold.train.len()))
         }
-        None => ((0..dataset.items.len()).collect(), a.recipe.seed, format!("{} images", dataset.items.len())),
+        None => ((0..dataset.items.len()).collect(), recipe.seed, format!("{} images", dataset.items.len())),
     };
     let images: Vec<&image::RgbImage> = chosen.iter().map(|&i| &cache.images[i]).collect();
     let labels: Vec<usize> = chosen.iter().map(|&i| dataset.items[i].label.index()).collect();
-    let solver = a.recipe.solver_settings(&a.model.arch);
-    let recipe = Recipe { backbone: &backbone, ops: &ops, solver: &solver, head_init: a.recipe.head_init, new_lr_mult: a.recipe.new_lr_mult, eval_batch: a.eval_batch };
-    let run_dir = a.out.with_extension("run");
-    let trained = recipe.train("finetune", seed, &images, &labels, &run_dir, |_| None)?;
+    let run_dir = deepsent::train::TrainDir::new(a.out.with_extension("run"));
+    let trained = FineTuning { backbone, ops: &ops, recipe: &recipe, eval_batch: a.eval_batch }.train("finetune", seed, &images, &labels, &run_dir, |_| None)?;
     let cv_accuracy = match &a.cv {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -71,10 +66,10 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
             cv_accuracy,
             ..ModelCard::new(
                 a.model.arch.name(),
-                weights.display().to_string(),
-                format!("{} ({part}, {})", dataset.name, req.root.display()),
-                deepsent::model::surgery::ops_text(&ops),
-                serde_json::json!({ "solver": solver, "head_init": a.recipe.head_init, "new_lr_mult": a.recipe.new_lr_mult, "seed": a.recipe.seed }),
+                bench.weights.display().to_string(),
+                format!("{} ({part})", bench.described),
+                recipe.surgery.clone(),
+                serde_json::to_value(&recipe)?,
             )
         },
     };

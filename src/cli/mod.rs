@@ -45,8 +45,10 @@ enum Command {
     /// Top-5 ImageNet classes of images: checks that a model was imported right.
     Classify(classify::ClassifyArgs),
     /// Fine-tune and evaluate by k-fold cross-validation (the paper's Table 1).
+    #[command(after_help = recipe_args::defaults_help())]
     Crossval(crossval::CrossvalArgs),
     /// Fine-tune one model on a whole dataset, for predict and serve.
+    #[command(after_help = recipe_args::defaults_help())]
     Finetune(finetune::FinetuneArgs),
     /// Sentiment of images with a fine-tuned model.
     Predict(predict::PredictArgs),

@@ -3,9 +3,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use deepsent::eval::crossval::CrossvalConfig;
 use deepsent::eval::linear::{CSearch, Classifier};
-use deepsent::eval::probe::{probe_name, probe_run, Probe, ProbeSettings};
-use deepsent::model::{load, Arch};
-use deepsent::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
+use deepsent::eval::probe::{probe_run, Probe, ProbeSettings};
+use deepsent::eval::run_dir::RunDir;
+use deepsent::experiment::workbench::Workbench;
+use deepsent::model::Arch;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,19 +52,13 @@ enum ClassifierArg {
 }
 
 pub fn run(a: ProbeArgs) -> Result<ExitCode> {
-    let config_path = a.run.join("config.json");
-    let config: CrossvalConfig = serde_json::from_str(&std::fs::read_to_string(&config_path).with_context(|| format!("reading {} (is --run a crossval run directory?)", config_path.display()))?)
-        .with_context(|| format!("parsing {}", config_path.display()))?;
-    let req = a.data.request()?;
-    let dataset = deepsent::data::load(&req).into_result()?;
-    let described = deepsent::data::describe(&dataset, &req);
-    if described != config.dataset {
-        bail!("{} was run on {}, not {described}: pass the same data flags (--root, --subset, --folds)", a.run.display(), config.dataset);
-    }
+    let run = RunDir::new(&a.run);
+    let config: CrossvalConfig = run.read_config()?.with_context(|| format!("{} has no config.json: is --run a crossval run directory?", a.run.display()))?;
     let arch: Arch = config.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let backbone = load::load_model(Some(&arch), std::path::Path::new(&config.weights))?;
-    let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
-    let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
+    let bench = Workbench::prepare(arch, PathBuf::from(&config.weights), &a.data.request()?)?;
+    if bench.described != config.dataset {
+        bail!("{} was run on {}, not {}: pass the same data flags (--root, --subset, --folds)", a.run.display(), config.dataset, bench.described);
+    }
     let layers = if a.layers.iter().any(|l| l == "all") { Vec::new() } else { a.layers.clone() };
     let classifiers = a.classifiers.iter().map(|c| match c {
         ClassifierArg::Svm => Classifier::Svm,
@@ -75,8 +70,8 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         search: CSearch { inner_folds: a.inner_folds, ..CSearch::default() },
     };
     let probe = Probe {
-        dataset: &dataset,
-        cache: &cache,
+        dataset: &bench.dataset,
+        cache: &bench.cache,
         folds: if a.fold.is_empty() { config.folds.clone() } else { a.fold.clone() },
         settings,
         batch: a.batch,
@@ -84,11 +79,11 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         export: a.export_features.clone(),
     };
     let command = super::command_line();
-    let report = probe_run(&probe, &a.run, &config, &backbone, a.pretrained)?;
-    deepsent::report::write_probe(&report, &a.run.join(probe_name(a.pretrained)), &command)?;
-    let name = probe_name(a.pretrained);
+    let report = probe_run(&probe, &a.run, &config, &bench.backbone, a.pretrained)?;
+    let stem = run.probe_stem(a.pretrained);
+    deepsent::report::write_probe(&report, &stem, &command)?;
     let table = deepsent::report::tables::probe_table(&report, &command);
     println!("{table}");
-    println!("results: {0}/{name}.json, {name}.md, {name}.png, {name}.svg", a.run.display());
+    println!("results: {0}.json, .md, .png and .svg", stem.display());
     Ok(ExitCode::SUCCESS)
 }

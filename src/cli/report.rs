@@ -1,8 +1,11 @@
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use deepsent::eval::crossval::CrossvalResults;
+use deepsent::eval::run_dir::RunDir;
+use deepsent::model::surgery::{parse_ops, NetworkSize};
+use deepsent::model::Arch;
 use deepsent::report::tables::{surgery_table, VariantRow};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -25,23 +28,19 @@ pub enum ReportCommand {
     },
 }
 
-fn load(run: &std::path::Path) -> Result<CrossvalResults> {
-    let path = run.join("results.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {} (is the run finished?)", path.display()))?).with_context(|| format!("parsing {}", path.display()))
-}
 
 pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
     match cmd {
         ReportCommand::Surgery { runs, out } => {
             let mut loaded = Vec::new();
             for run in &runs {
-                loaded.push((run, load(run)?));
+                loaded.push((run, read_results(run)?));
             }
             let backbone = loaded[0].1.config.backbone.clone();
             let rows = loaded
                 .iter()
                 .map(|(run, r)| VariantRow::of_run(&run.file_name().map_or("run".into(), |n| n.to_string_lossy().to_string()), r))
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<Vec<_>>();
             let command = super::command_line();
             let table = surgery_table(&backbone, &rows, &command);
             match out {
@@ -53,15 +52,16 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
             }
         }
         ReportCommand::Crossval { run } => {
-            let mut r = load(&run)?;
+            let dir = RunDir::new(&run);
+            let mut r = read_results(&run)?;
             r.derive_flags();
-            let md_path = run.join("results.md");
+            let md_path = dir.results_md();
             let old = std::fs::read_to_string(&md_path).with_context(|| format!("reading {}", md_path.display()))?;
             let command = recorded_command(&old).with_context(|| format!("{} records no command (a ```sh block)", md_path.display()))?;
-            deepsent::atomic_write::write(&run.join("results.json"), serde_json::to_string_pretty(&r)?)?;
+            dir.write_results(&r)?;
             deepsent::atomic_write::write(&md_path, deepsent::report::tables::crossval_table(&r, &command))?;
             // The probes of this run's trained models carry its verdict too.
-            let probe_stem = run.join(deepsent::eval::probe::probe_name(false));
+            let probe_stem = dir.probe_stem(false);
             if let Ok(text) = std::fs::read_to_string(probe_stem.with_extension("json")) {
                 let mut probe: deepsent::eval::probe::ProbeReport = serde_json::from_str(&text).with_context(|| format!("reading {}.json", probe_stem.display()))?;
                 probe.unmoved_folds = r.unmoved_folds.clone();
@@ -78,6 +78,17 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A finished run's results, with the size of its network recorded where
+/// the run was made before deepsent recorded it.
+fn read_results(run: &Path) -> Result<CrossvalResults> {
+    let mut r = RunDir::new(run).read_results()?;
+    if r.network.is_none() {
+        let arch: Arch = r.config.backbone.parse().map_err(anyhow::Error::msg)?;
+        r.network = Some(NetworkSize::after(&arch.spec()?, &parse_ops(&r.config.recipe.surgery)?)?);
+    }
+    Ok(r)
 }
 
 /// The command a results Markdown file records (its ```sh block).

@@ -7,14 +7,15 @@ use super::metrics::{mean_std, score, Scored};
 use super::scoring::{probabilities, Views};
 use crate::data::Dataset;
 use crate::model::saved::{ModelCard, SavedModel};
-use crate::model::surgery::Op;
+use crate::model::surgery::{NetworkSize, Op};
 use crate::model::Net;
 use crate::preprocess::ImageCache;
 use super::movement::{largest_pretrained, LayerMovement};
 use super::paired::{paired, PairedSummary};
-use super::recipe::{HeadInit, Recipe, Trained};
+use super::finetune::{FineTuning, Trained};
+use super::run_dir::{FoldDir, RunDir};
 use super::search::{SearchKey, SearchRecord};
-use crate::train::SolverSettings;
+use crate::train::Recipe;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -25,15 +26,11 @@ pub struct CrossvalConfig {
     pub backbone: String,
     pub weights: String,
     pub dataset: String,
-    pub surgery: String,
-    pub solver: SolverSettings,
-    pub seed: u64,
+    /// Its keys sit beside the others (`surgery`, `solver`, `seed`, …), as
+    /// in every `config.json` written so far; the surgery is recorded as ops.
+    #[serde(flatten)]
+    pub recipe: Recipe,
     pub folds: Vec<usize>,
-    /// How new layers start: `random` (Gaussian, std 0.01) or `probe` (the
-    /// logistic regression on their input features, see `probe_init.rs`).
-    pub head_init: HeadInit,
-    /// Learning-rate multiplier of new layers (the paper: 10).
-    pub new_lr_mult: f32,
     /// Settings chosen per fold by nested search (empty: none searched).
     #[serde(default)]
     pub search: Vec<SearchKey>,
@@ -43,7 +40,7 @@ pub struct CrossvalConfig {
 }
 
 fn default_holdout() -> f64 {
-    0.2
+    super::search::DEFAULT_HOLDOUT
 }
 
 
@@ -92,6 +89,9 @@ pub struct CrossvalResults {
     /// Fine-tuned minus starting centre-crop test accuracy, paired by fold.
     #[serde(default)]
     pub paired_center: Option<PairedSummary>,
+    /// The size of the network trained (absent in runs written before it was recorded).
+    #[serde(default)]
+    pub network: Option<NetworkSize>,
 }
 
 impl CrossvalResults {
@@ -139,11 +139,9 @@ pub struct Crossval<'a> {
 
 impl Crossval<'_> {
     pub fn run(&self, out: &Path) -> Result<CrossvalResults> {
+        let run = RunDir::new(out);
         std::fs::create_dir_all(out)?;
-        let config_path = out.join("config.json");
-        if config_path.exists() {
-            let old: CrossvalConfig = serde_json::from_str(&std::fs::read_to_string(&config_path)?)
-                .with_context(|| format!("reading {}", config_path.display()))?;
+        if let Some(old) = run.read_config()? {
             if old != self.config {
                 bail!(
                     "{} was started with other settings:\n  then: {}\n  now:  {}\nuse another run directory, or delete this one to start over",
@@ -153,12 +151,12 @@ impl Crossval<'_> {
                 );
             }
         } else {
-            crate::atomic_write::write(&config_path, serde_json::to_string_pretty(&self.config)?)?;
+            crate::atomic_write::write(&run.config(), serde_json::to_string_pretty(&self.config)?)?;
         }
         let mut results = Vec::new();
         for &k in &self.config.folds {
             let fold = self.dataset.fold(k).with_context(|| format!("{} has no fold {k}", self.dataset.name))?;
-            results.push(self.run_fold(fold, &out.join(format!("fold{k}")))?);
+            results.push(self.run_fold(fold, &run.fold(k))?);
         }
         let c: Vec<f64> = results.iter().map(|r| r.acc_center).collect();
         let o: Vec<f64> = results.iter().map(|r| r.acc_oversample).collect();
@@ -175,51 +173,43 @@ impl Crossval<'_> {
             degenerate_folds: Vec::new(),
             unmoved_folds: Vec::new(),
             paired_center: None,
+            network: Some(NetworkSize::after(&self.backbone.spec, self.ops)?),
         };
         all.derive_flags();
-        crate::atomic_write::write(&out.join("results.json"), serde_json::to_string_pretty(&all)?)?;
+        run.write_results(&all)?;
         Ok(all)
     }
 
-    /// The recipe of `config` (the run's, or a point of its search).
-    pub fn recipe_of<'b>(&'b self, config: &'b CrossvalConfig) -> Recipe<'b> {
-        Recipe {
-            backbone: self.backbone,
-            ops: self.ops,
-            solver: &config.solver,
-            head_init: config.head_init,
-            new_lr_mult: config.new_lr_mult,
-            eval_batch: self.eval_batch,
-        }
+    /// Fine-tuning with `recipe` (the run's, or a point of its search).
+    pub fn fine_tuning<'b>(&'b self, recipe: &'b Recipe) -> FineTuning<'b> {
+        FineTuning { backbone: self.backbone, ops: self.ops, recipe, eval_batch: self.eval_batch }
     }
 
-    fn run_fold(&self, fold: &crate::data::Fold, dir: &Path) -> Result<FoldResult> {
-        let result_path = dir.join("result.json");
-        if result_path.exists() {
-            return serde_json::from_str(&std::fs::read_to_string(&result_path)?).with_context(|| format!("reading {}", result_path.display()));
+    fn run_fold(&self, fold: &crate::data::Fold, dir: &FoldDir) -> Result<FoldResult> {
+        if let Some(done) = dir.read_result()? {
+            return Ok(done);
         }
         let name = format!("fold {}", fold.number);
-        let seed = self.config.seed.wrapping_add(fold.number as u64);
+        let seed = self.config.recipe.seed.wrapping_add(fold.number as u64);
         let pre = &self.backbone.preprocess;
         let images = |idx: &[usize]| idx.iter().map(|&i| &self.cache.images[i]).collect::<Vec<_>>();
         let labels = |idx: &[usize]| idx.iter().map(|&i| self.dataset.items[i].label.index()).collect::<Vec<_>>();
         let (train_x, train_y) = (images(&fold.train), labels(&fold.train));
         let (test_x, test_y) = (images(&fold.test), labels(&fold.test));
-        let (config, search) = if self.config.search.is_empty() {
-            (self.config.clone(), None)
+        let (recipe, search) = if self.config.search.is_empty() {
+            (self.config.recipe.clone(), None)
         } else {
-            let (config, record) = super::search::choose(self, fold, seed, &dir.join("search"))?;
-            (config, Some(record))
+            let (recipe, record) = super::search::choose(self, fold, seed, dir)?;
+            (recipe, Some(record))
         };
         let t0 = std::time::Instant::now();
-        let recipe = self.recipe_of(&config);
         let test_accuracy = |net: &Net| score(&probabilities(net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy;
-        let Trained { net, log, probe_init, acc_before, movement } = recipe.train(&name, seed, &train_x, &train_y, dir, |net| Some(test_accuracy(net)))?;
+        let Trained { net, log, probe_init, acc_before, movement } = self.fine_tuning(&recipe).train(&name, seed, &train_x, &train_y, &dir.train, |net| Some(test_accuracy(net)))?;
         let acc_center_before = acc_before;
         let train_seconds = log.last().map(|l| l.seconds).unwrap_or(0.0).max(t0.elapsed().as_secs_f64());
         let center_p = probabilities(&net, pre, &test_x, Views::Center, self.eval_batch);
         let oversample_p = probabilities(&net, pre, &test_x, Views::TenCrop, self.eval_batch);
-        super::predictions::write(&dir.join(super::predictions::FILE), &super::predictions::rows(self.dataset, fold, &center_p, &oversample_p))?;
+        super::predictions::write(&dir.predictions(), &super::predictions::rows(self.dataset, fold, &center_p, &oversample_p))?;
         let center = score(&center_p, &test_y);
         let oversample = score(&oversample_p, &test_y);
         for (what, s) in [("centre crop", &center), ("10-crop", &oversample)] {
@@ -237,18 +227,18 @@ impl Crossval<'_> {
                     self.config.backbone.clone(),
                     self.config.weights.clone(),
                     format!("{}, fold {} train part ({} images)", self.config.dataset, fold.number, fold.train.len()),
-                    self.config.surgery.clone(),
-                    serde_json::to_value(&config.solver)?,
+                    recipe.surgery.clone(),
+                    serde_json::to_value(&recipe)?,
                 )
             },
         };
-        model.save(&dir.join("model.safetensors"))?;
+        model.save(&dir.model())?;
         let result = FoldResult {
             fold: fold.number,
             acc_center: center.accuracy,
             acc_oversample: oversample.accuracy,
-            epochs: config.solver.epochs,
-            iterations: config.solver.iterations(fold.train.len()),
+            epochs: recipe.solver.epochs,
+            iterations: recipe.solver.iterations(fold.train.len()),
             train_seconds,
             center,
             oversample,
@@ -258,9 +248,8 @@ impl Crossval<'_> {
             movement,
             search,
         };
-        crate::atomic_write::write(&result_path, serde_json::to_string_pretty(&result)?)?;
-        // The fold is done: its checkpoint is no longer needed.
-        let _ = std::fs::remove_file(dir.join("checkpoint.safetensors"));
+        crate::atomic_write::write(&dir.result(), serde_json::to_string_pretty(&result)?)?;
+        dir.train.remove_checkpoint();
         eprintln!("{name}: centre {:.3}, 10-crop {:.3} ({:.0} s)", result.acc_center, result.acc_oversample, train_seconds);
         Ok(result)
     }

@@ -153,11 +153,11 @@ impl Blocks {
     }
 
     fn write_npy(&self, path: &Path) -> std::io::Result<()> {
-        let mut writer = npy::Writer::create(path, npy::Dtype::F32, &[self.images, self.dims])?;
+        let mut writer = npy::Writer::<f32>::create(path, &[self.images, self.dims])?;
         for i in 0..self.images {
             for (k, block) in self.blocks.iter().enumerate() {
                 let w = Self::width_of(self.dims, k);
-                writer.write_f32(&block[i * w..(i + 1) * w])?;
+                writer.write(&block[i * w..(i + 1) * w])?;
             }
         }
         writer.finish()

@@ -2,6 +2,7 @@
 
 pub mod crossval;
 pub mod features;
+pub mod finetune;
 pub mod linear;
 pub mod metrics;
 pub mod movement;
@@ -10,6 +11,6 @@ pub mod paired;
 pub mod predictions;
 pub mod probe;
 pub mod probe_init;
-pub mod recipe;
+pub mod run_dir;
 pub mod scoring;
 pub mod search;

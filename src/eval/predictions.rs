@@ -23,7 +23,6 @@ pub struct Prediction {
     pub p_positive_oversample: f32,
 }
 
-pub const FILE: &str = "predictions.csv";
 
 /// The rows of one fold from its two sets of class probabilities.
 pub fn rows(dataset: &Dataset, fold: &Fold, center: &[Vec<f32>], oversample: &[Vec<f32>]) -> Vec<Prediction> {
@@ -56,11 +55,11 @@ pub fn read(path: &Path) -> Result<Vec<Prediction>> {
 pub fn of_run(run: &Path, folds: &[usize], dataset: &Dataset, cache: &ImageCache, batch: usize) -> Result<Vec<Prediction>> {
     let mut all = Vec::new();
     for &k in folds {
-        let dir = run.join(format!("fold{k}"));
-        let path = dir.join(FILE);
+        let dir = super::run_dir::RunDir::new(run).fold(k);
+        let path = dir.predictions();
         if !path.exists() {
             let fold = dataset.fold(k).with_context(|| format!("{} has no fold {k}", dataset.name))?;
-            let model = SavedModel::load(&dir.join("model.safetensors"))?;
+            let model = SavedModel::load(&dir.model())?;
             let net = Net::new(model.spec.clone(), &model.weights, &burn::prelude::Device::flex())?;
             let images: Vec<_> = fold.test.iter().map(|&i| &cache.images[i]).collect();
             let center = probabilities(&net, &model.preprocess, &images, Views::Center, batch);
@@ -109,7 +108,7 @@ mod tests {
     #[test]
     fn csv_round_trip_and_bad_rows_name_the_line() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE);
+        let path = dir.path().join("predictions.csv");
         let rows = vec![row(1, 0.75), row(0, 0.25)];
         write(&path, &rows).unwrap();
         assert_eq!(read(&path).unwrap(), rows);

@@ -136,7 +136,7 @@ impl Probe<'_> {
             }
             Models::PerFold(run) => {
                 for f in pending {
-                    let path = run.join(format!("fold{}", f.number)).join("model.safetensors");
+                    let path = super::run_dir::RunDir::new(*run).fold(f.number).model();
                     let model = SavedModel::load(&path).with_context(|| format!("fold {}: no fine-tuned model (run crossval first)", f.number))?;
                     let net = Net::new(model.spec.clone(), &model.weights, &Device::flex())?;
                     let images: Vec<usize> = f.train.iter().chain(&f.test).copied().collect();
@@ -181,8 +181,8 @@ impl Probe<'_> {
     fn write_index(&self, dir: &Path, images: &[usize]) -> Result<()> {
         let names: Vec<&str> = images.iter().map(|&i| self.dataset.items[i].name.as_str()).collect();
         std::fs::write(dir.join("images.txt"), names.join("\n") + "\n")?;
-        let mut w = super::npy::Writer::create(&dir.join("labels.npy"), super::npy::Dtype::I64, &[images.len()])?;
-        w.write_i64(&images.iter().map(|&i| self.dataset.items[i].label.index() as i64).collect::<Vec<_>>())?;
+        let mut w = super::npy::Writer::<i64>::create(&dir.join("labels.npy"), &[images.len()])?;
+        w.write(&images.iter().map(|&i| self.dataset.items[i].label.index() as i64).collect::<Vec<_>>())?;
         w.finish()?;
         Ok(())
     }
@@ -293,31 +293,24 @@ pub fn probe_layer(gram: &DMatrix<f64>, train: &[usize], test: &[usize], y_train
 /// fine-tuned model of each fold — and writes `RUN/probe[-pretrained].json`
 /// (its tables and plots: `report::write_probe`).
 pub fn probe_run(probe: &Probe, run: &Path, config: &super::crossval::CrossvalConfig, backbone: &SavedModel, pretrained: bool) -> Result<ProbeReport> {
-    let name = probe_name(pretrained);
+    let run_dir = super::run_dir::RunDir::new(run);
+    let stem = run_dir.probe_stem(pretrained);
     let models = if pretrained { Models::Shared(backbone) } else { Models::PerFold(run) };
-    let mut report = probe.run(&models, &config.backbone, &run.join(name))?;
+    let mut report = probe.run(&models, &config.backbone, &stem)?;
     report.source = if pretrained {
         format!("ImageNet weights {}", config.weights)
     } else {
-        format!("{}/foldK/model.safetensors: surgery {}, head {:?}, base lr {}, {} epochs", run.display(), config.surgery, config.head_init, config.solver.base_lr, config.solver.epochs)
+        format!("{}/foldK/model.safetensors: surgery {}, head {:?}, base lr {}, {} epochs", run.display(), config.recipe.surgery, config.recipe.head_init, config.recipe.solver.base_lr, config.recipe.solver.epochs)
     };
     if !pretrained {
         // The run's verdict, when it has finished: which of its models did not move.
-        if let Ok(text) = std::fs::read_to_string(run.join("results.json")) {
-            let mut results: super::crossval::CrossvalResults = serde_json::from_str(&text).with_context(|| format!("reading {}/results.json", run.display()))?;
+        if run_dir.results().exists() {
+            let mut results = run_dir.read_results()?;
             results.derive_flags();
             report.unmoved_folds = results.unmoved_folds;
         }
     }
-    std::fs::write(run.join(format!("{name}.json")), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(stem.with_extension("json"), serde_json::to_string_pretty(&report)?)?;
     Ok(report)
 }
 
-/// File stem of a run's probe results.
-pub fn probe_name(pretrained: bool) -> &'static str {
-    if pretrained {
-        "probe-pretrained"
-    } else {
-        "probe"
-    }
-}

@@ -5,17 +5,18 @@
 //! training images. `choose` is handed the fold and reads only its training
 //! part: the outer test images are never looked at.
 
-use super::crossval::{Crossval, CrossvalConfig};
+use super::crossval::Crossval;
+use super::run_dir::FoldDir;
+use crate::train::Recipe;
 use super::metrics::score;
 use super::scoring::{probabilities, Views};
 use crate::data::Fold;
 use crate::train::stream::{self, Purpose};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// A setting searched and the values tried, e.g. `base_lr=1e-4,1e-3`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,8 +25,8 @@ pub struct SearchKey {
     pub values: Vec<Value>,
 }
 
-/// Settings a search can vary: every solver setting, and these of the recipe.
-const RECIPE_KEYS: [&str; 2] = ["new_lr_mult", "head_init"];
+/// Fraction of a fold's training part held out to score the points, unless set.
+pub const DEFAULT_HOLDOUT: f64 = 0.2;
 
 impl std::str::FromStr for SearchKey {
     type Err = String;
@@ -43,6 +44,11 @@ impl std::str::FromStr for SearchKey {
         }
         Ok(SearchKey { key: key.trim().to_string(), values })
     }
+}
+
+/// The keys of an experiment file's `search = ["KEY=V1,V2", …]`.
+pub fn parse_keys(texts: &[String]) -> Result<Vec<SearchKey>, String> {
+    texts.iter().map(|t| t.parse()).collect()
 }
 
 /// Every combination of the keys' values, the first key varying slowest.
@@ -63,23 +69,14 @@ pub fn grid(keys: &[SearchKey]) -> Vec<BTreeMap<String, Value>> {
     points
 }
 
-/// `config` with the point's values set (the search itself removed).
-pub fn apply(config: &CrossvalConfig, point: &BTreeMap<String, Value>) -> Result<CrossvalConfig> {
-    let mut v = serde_json::to_value(config)?;
-    for (key, value) in point {
-        if v["solver"].get(key).is_some() {
-            v["solver"][key] = value.clone();
-        } else if RECIPE_KEYS.contains(&key.as_str()) {
-            v[key] = value.clone();
-        } else {
-            let solver_keys: Vec<String> = v["solver"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
-            bail!("search key {key}: not a setting; searchable: {}, {}", solver_keys.join(", "), RECIPE_KEYS.join(", "));
-        }
+/// The run's recipe with the point's values set (any recipe key: `base_lr`,
+/// `freeze_layers`, `head_init`, …, but the surgery, which makes another
+/// network: each surgery variant is a run of its own).
+pub fn apply(recipe: &Recipe, point: &BTreeMap<String, Value>) -> Result<Recipe> {
+    if point.contains_key("surgery") {
+        anyhow::bail!("search: the surgery is not searched; run each variant on its own");
     }
-    let mut c: CrossvalConfig = serde_json::from_value(v).with_context(|| format!("search values {}", serde_json::to_string(point).unwrap_or_default()))?;
-    c.solver.check().map_err(|e| anyhow::anyhow!("search values {}: {e}", serde_json::to_string(point).unwrap_or_default()))?;
-    c.search.clear();
-    Ok(c)
+    recipe.with(&point.clone().into_iter().collect()).map_err(|e| anyhow::anyhow!("search: {e}"))
 }
 
 /// A stratified held-out slice: `fraction` of each class's positions (at
@@ -140,9 +137,9 @@ impl SearchRecord {
 }
 
 /// Runs the search of `cv.config` for `fold` in `dir` (resumable: each
-/// finished point is kept) and returns the chosen configuration. Reads only
+/// finished point is kept) and returns the chosen recipe. Reads only
 /// `fold.train`.
-pub fn choose(cv: &Crossval, fold: &Fold, seed: u64, dir: &Path) -> Result<(CrossvalConfig, SearchRecord)> {
+pub fn choose(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir) -> Result<(Recipe, SearchRecord)> {
     let labels: Vec<usize> = fold.train.iter().map(|&i| cv.dataset.items[i].label.index()).collect();
     let (fit_pos, val_pos) = holdout(&labels, cv.config.holdout, seed);
     let image = |pos: &[usize]| pos.iter().map(|&p| &cv.cache.images[fold.train[p]]).collect::<Vec<_>>();
@@ -152,17 +149,17 @@ pub fn choose(cv: &Crossval, fold: &Fold, seed: u64, dir: &Path) -> Result<(Cros
     let points = grid(&cv.config.search);
     let mut scores = Vec::new();
     for (j, point) in points.iter().enumerate() {
-        let point_dir = dir.join(format!("point{}", j + 1));
-        let score_path = point_dir.join("score.json");
+        let point_dir = dir.search_point(j + 1);
+        let score_path = dir.search_score(j + 1);
         if let Ok(text) = std::fs::read_to_string(&score_path) {
             scores.push(serde_json::from_str(&text).with_context(|| format!("reading {}", score_path.display()))?);
             continue;
         }
-        let config = apply(&cv.config, point)?;
+        let recipe = apply(&cv.config.recipe, point)?;
         let name = format!("fold {} search {}/{} {}", fold.number, j + 1, points.len(), describe(point));
         let val_accuracy = |net: &crate::model::Net| score(&probabilities(net, pre, &val_x, Views::Center, cv.eval_batch), &val_y).accuracy;
         let t0 = std::time::Instant::now();
-        let trained = cv.recipe_of(&config).train(&name, seed, &fit_x, &fit_y, &point_dir, |net| Some(val_accuracy(net)))?;
+        let trained = cv.fine_tuning(&recipe).train(&name, seed, &fit_x, &fit_y, &point_dir, |net| Some(val_accuracy(net)))?;
         let p = probabilities(&trained.net, pre, &val_x, Views::Center, cv.eval_batch);
         let val_loss = p.iter().zip(&val_y).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum::<f64>() / val_y.len().max(1) as f64;
         let s = PointScore {
@@ -172,12 +169,12 @@ pub fn choose(cv: &Crossval, fold: &Fold, seed: u64, dir: &Path) -> Result<(Cros
             val_accuracy_before: trained.acc_before,
             val_curve: trained.log.iter().filter_map(|e| e.test_acc).collect(),
             largest_pretrained_change: super::movement::largest_pretrained(&trained.movement),
-            images_trained: config.solver.iterations(fit_x.len()) * config.solver.batch,
+            images_trained: recipe.solver.iterations(fit_x.len()) * recipe.solver.batch,
             seconds: trained.log.last().map_or(0.0, |l| l.seconds).max(t0.elapsed().as_secs_f64()),
         };
         eprintln!("{name}: held-out accuracy {:.3} (before {}), loss {:.4}", s.val_accuracy, s.val_accuracy_before.map_or("-".into(), |a| format!("{a:.3}")), s.val_loss);
         crate::atomic_write::write(&score_path, serde_json::to_string_pretty(&s)?)?;
-        let _ = std::fs::remove_file(point_dir.join("checkpoint.safetensors"));
+        point_dir.remove_checkpoint();
         scores.push(s);
     }
     let chosen = best(&scores);
@@ -192,7 +189,7 @@ pub fn choose(cv: &Crossval, fold: &Fold, seed: u64, dir: &Path) -> Result<(Cros
         chosen,
     };
     eprintln!("fold {}: chose {} (held-out accuracy {:.3})", fold.number, describe(record.chosen_values()), record.points[chosen].val_accuracy);
-    Ok((apply(&cv.config, record.chosen_values())?, record))
+    Ok((apply(&cv.config.recipe, record.chosen_values())?, record))
 }
 
 /// The best point: highest held-out accuracy, then lowest held-out loss, then the first.

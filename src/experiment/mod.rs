@@ -4,13 +4,12 @@
 //! Every default is the paper's setting, so `experiments/paper.toml` is short.
 
 pub mod runner;
+pub mod workbench;
 
 use crate::data::Subset;
 use crate::eval::linear::Classifier;
-use crate::eval::recipe::HeadInit;
 use crate::model::surgery;
-use crate::train::solver::{Augment, BatchNormMode, DecayTarget, Schedule};
-use crate::train::SolverSettings;
+use crate::train::{RecipeOverrides, SolverSettings};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -28,9 +27,9 @@ pub struct Experiment {
     pub weights: Option<PathBuf>,
     #[serde(default)]
     pub data: DataSection,
-    /// Table 1: the fine-tuning recipe.
+    /// Table 1: the fine-tuning recipe, as changes to the paper's.
     #[serde(default)]
-    pub finetune: Recipe,
+    pub finetune: RecipeOverrides,
     /// Table 2.
     #[serde(default)]
     pub probes: ProbeSection,
@@ -84,96 +83,6 @@ fn default_subset() -> Subset {
     Subset::Five
 }
 
-/// A fine-tuning recipe; unset fields take the paper's values.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recipe {
-    /// A surgery preset of the backbone or ops [default: ft].
-    pub surgery: Option<String>,
-    pub base_lr: Option<f64>,
-    pub step_epochs: Option<f64>,
-    pub gamma: Option<f64>,
-    pub momentum: Option<f64>,
-    pub weight_decay: Option<f64>,
-    pub epochs: Option<f64>,
-    pub batch: Option<usize>,
-    pub micro_batch: Option<usize>,
-    pub head_init: Option<HeadInit>,
-    pub new_lr_mult: Option<f32>,
-    pub seed: Option<u64>,
-    pub schedule: Option<Schedule>,
-    pub warmup_epochs: Option<f64>,
-    pub layer_decay: Option<f64>,
-    pub freeze_layers: Option<usize>,
-    pub decay_to: Option<DecayTarget>,
-    pub swa_epochs: Option<f64>,
-    pub augment: Option<Augment>,
-    pub batchnorm: Option<BatchNormMode>,
-    /// Settings chosen per fold by nested search, as `KEY=V1,V2` (see `deepsent crossval --search`).
-    pub search: Option<Vec<String>>,
-    /// Fraction of each fold's training part held out to score the search [default: 0.2].
-    pub holdout: Option<f64>,
-}
-
-impl Recipe {
-    /// `self` with the fields of `over` that are set.
-    pub fn overridden_by(&self, over: &Recipe) -> Recipe {
-        macro_rules! pick {
-            ($($f:ident),*) => { Recipe { $($f: over.$f.clone().or(self.$f.clone())),* } };
-        }
-        pick!(
-            surgery, base_lr, step_epochs, gamma, momentum, weight_decay, epochs, batch, micro_batch, head_init, new_lr_mult, seed, schedule, warmup_epochs,
-            layer_decay, freeze_layers, decay_to, swa_epochs, augment, batchnorm, search, holdout
-        )
-    }
-
-    pub fn surgery(&self) -> &str {
-        self.surgery.as_deref().unwrap_or("ft")
-    }
-
-    /// The solver: set fields, else the surgery preset's own base rate (the
-    /// paper's fc6-2), else the paper's defaults.
-    pub fn solver(&self, backbone: &str) -> SolverSettings {
-        let d = SolverSettings::default();
-        let preset_lr = surgery::find_preset(backbone, self.surgery()).and_then(|p| p.base_lr);
-        SolverSettings {
-            base_lr: self.base_lr.or(preset_lr).unwrap_or(d.base_lr),
-            momentum: self.momentum.unwrap_or(d.momentum),
-            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
-            gamma: self.gamma.unwrap_or(d.gamma),
-            step_epochs: self.step_epochs.unwrap_or(d.step_epochs),
-            epochs: self.epochs.unwrap_or(d.epochs),
-            batch: self.batch.unwrap_or(d.batch),
-            micro_batch: self.micro_batch.unwrap_or(d.micro_batch),
-            schedule: self.schedule.unwrap_or(d.schedule),
-            warmup_epochs: self.warmup_epochs.unwrap_or(d.warmup_epochs),
-            layer_decay: self.layer_decay.unwrap_or(d.layer_decay),
-            freeze_layers: self.freeze_layers.unwrap_or(d.freeze_layers),
-            decay_to: self.decay_to.unwrap_or(d.decay_to),
-            swa_epochs: self.swa_epochs.unwrap_or(d.swa_epochs),
-            augment: self.augment.unwrap_or(d.augment),
-            batchnorm: self.batchnorm.unwrap_or(d.batchnorm),
-        }
-    }
-
-    /// The settings searched per fold.
-    pub fn search(&self) -> Result<Vec<crate::eval::search::SearchKey>, String> {
-        self.search.iter().flatten().map(|s| s.parse()).collect()
-    }
-
-    pub fn head_init(&self) -> HeadInit {
-        self.head_init.unwrap_or(HeadInit::Random)
-    }
-
-    pub fn new_lr_mult(&self) -> f32 {
-        self.new_lr_mult.unwrap_or(10.0)
-    }
-
-    pub fn seed(&self) -> u64 {
-        self.seed.unwrap_or(0)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSection {
@@ -215,14 +124,14 @@ fn both_classifiers() -> Vec<Classifier> {
 pub struct Variant {
     pub name: String,
     #[serde(flatten)]
-    pub recipe: Recipe,
+    pub recipe: RecipeOverrides,
 }
 
 impl Variant {
     /// The full recipe: `finetune`'s, then the variant's own fields; the
     /// surgery is the variant's name unless it gives one. A preset's own base
     /// rate (the paper's fc6-2) applies when neither sets `base_lr`.
-    pub fn recipe(&self, base: &Recipe) -> Recipe {
+    pub fn recipe(&self, base: &RecipeOverrides) -> RecipeOverrides {
         let mut r = base.overridden_by(&self.recipe);
         r.surgery = Some(self.recipe.surgery.clone().unwrap_or_else(|| self.name.clone()));
         r
@@ -297,6 +206,8 @@ impl Experiment {
         let recipes = std::iter::once(("finetune".to_string(), self.finetune.clone())).chain(self.surgery.iter().map(|v| (format!("surgery {}", v.name), v.recipe(&self.finetune))));
         for (what, r) in recipes {
             surgery::resolve(&self.backbone, r.surgery()).map_err(|e| format!("{what}: {e}"))?;
+            r.recipe(&self.backbone).map_err(|e| format!("{what}: {e}"))?;
+            crate::eval::search::parse_keys(r.search.as_deref().unwrap_or_default()).map_err(|e| format!("{what}: {e}"))?;
         }
         // Probed layers must be blobs of the network (checked where the
         // architecture is built in; a prototxt path is read at run time).
@@ -326,13 +237,14 @@ impl Experiment {
     pub fn quick(&self) -> Experiment {
         let mut q = self.clone();
         let epochs = self.quick.epochs;
+        let paper_step = SolverSettings::default().step_epochs;
         q.finetune.epochs = Some(epochs);
-        q.finetune.step_epochs = Some(q.finetune.step_epochs.unwrap_or(6.0).min(epochs));
+        q.finetune.step_epochs = Some(q.finetune.step_epochs.unwrap_or(paper_step).min(epochs));
         let keep: Vec<String> = self.quick.surgery.clone().unwrap_or_else(|| self.surgery.iter().take(1).map(|v| v.name.clone()).collect());
         q.surgery.retain(|v| keep.contains(&v.name));
         for v in &mut q.surgery {
             v.recipe.epochs = Some(epochs);
-            v.recipe.step_epochs = Some(v.recipe.step_epochs.unwrap_or(6.0).min(epochs));
+            v.recipe.step_epochs = Some(v.recipe.step_epochs.unwrap_or(paper_step).min(epochs));
         }
         if let Some(layers) = &self.quick.probe_layers {
             q.probes.layers = layers.clone();
@@ -360,13 +272,11 @@ mod tests {
     #[test]
     fn unset_fields_are_the_papers_settings() {
         let e = parse("title = \"t\"\nbackbone = \"caffenet\"\n[[surgery]]\nname = \"fc6-2\"\n[[surgery]]\nname = \"fc7-2\"\n").unwrap();
-        let s = e.finetune.solver("caffenet");
-        assert_eq!((s.base_lr, s.step_epochs, s.gamma, s.epochs, s.batch, s.momentum, s.weight_decay), (0.001, 6.0, 0.1, 65.0, 256, 0.9, 5e-4));
-        assert_eq!((e.finetune.surgery(), e.finetune.head_init(), e.finetune.new_lr_mult()), ("ft", HeadInit::Random, 10.0));
+        assert_eq!(e.finetune.recipe("caffenet").unwrap(), crate::train::Recipe::default());
         assert_eq!(e.data.subset, Subset::Five);
         assert!(e.probes.pretrained && e.probes.finetuned && e.probes.layers.is_empty());
         // fc6-2 keeps the paper's own base rate, fc7-2 the default.
-        let lr = |v: &Variant| v.recipe(&e.finetune).solver("caffenet").base_lr;
+        let lr = |v: &Variant| v.recipe(&e.finetune).recipe("caffenet").unwrap().solver.base_lr;
         assert_eq!((lr(&e.surgery[0]), lr(&e.surgery[1])), (1e-4, 1e-3));
     }
 
@@ -378,7 +288,7 @@ mod tests {
         )
         .unwrap();
         let r = e.surgery[0].recipe(&e.finetune);
-        assert_eq!((r.surgery(), r.base_lr, r.epochs, r.head_init()), ("fire9-2", Some(1e-6), Some(8.0), HeadInit::Probe));
+        assert_eq!((r.surgery(), r.base_lr, r.epochs, r.head_init), ("fire9-2", Some(1e-6), Some(8.0), Some(crate::train::HeadInit::Probe)));
         assert_eq!(e.surgery[1].recipe(&e.finetune).base_lr, Some(1e-5));
         let q = e.quick();
         assert_eq!(q.surgery.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["conv10-1000"]);

@@ -4,14 +4,16 @@
 //! Running it again skips what is complete and resumes what is half done
 //! (the runs themselves resume; this file only orders them).
 
-use super::{Experiment, Recipe};
+use super::Experiment;
+use super::workbench::Workbench;
 use crate::data::{DataRequest, Dataset};
-use crate::eval::crossval::{Crossval, CrossvalConfig, CrossvalResults};
+use crate::eval::crossval::CrossvalResults;
 use crate::eval::linear::CSearch;
-use crate::eval::probe::{probe_name, probe_run, Probe, ProbeReport, ProbeSettings};
-use crate::model::saved::SavedModel;
-use crate::model::{load, surgery, Arch};
-use crate::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
+use crate::eval::probe::{probe_run, Probe, ProbeReport, ProbeSettings};
+use crate::eval::run_dir::RunDir;
+use crate::model::Arch;
+use crate::preprocess::ImageCache;
+use crate::train::RecipeOverrides;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -63,14 +65,10 @@ pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outco
             arch.require_default_weights(&models, "set `weights` in the experiment file").map_err(anyhow::Error::msg)?
         }
     };
-    let backbone = load::load_model(Some(&arch), &weights)?;
     let req = DataRequest { root: crate::locate::data_root(exp.data.root.as_deref())?, subset: exp.data.subset, folds: exp.data.fold_source() };
-    let dataset = crate::data::load(&req).into_result()?;
-    let folds: Vec<usize> = if options.quick { exp.quick.folds.clone() } else { dataset.folds.iter().map(|f| f.number).collect() };
-    let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
-    let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
-    let described = crate::data::describe(&dataset, &req);
-    let runs = Runs { arch: &arch, weights: &weights, backbone: &backbone, dataset: &dataset, described: &described, cache: &cache, folds: &folds, options };
+    let bench = Workbench::prepare(arch, weights, &req)?;
+    let folds: Vec<usize> = if options.quick { exp.quick.folds.clone() } else { bench.all_folds() };
+    let runs = Runs { bench: &bench, folds: &folds, options };
 
     let total = 1 + exp.surgery.len();
     step(1, total, &format!("Table 1: fine-tuning `{}`, {} folds", exp.finetune.surgery(), folds.len()));
@@ -84,9 +82,9 @@ pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outco
             continue;
         }
         eprintln!("\nTable 2: probes of the {} model", if pretrained { "pretrained" } else { "fine-tuned" });
-        let probe = Probe { dataset: &dataset, cache: &cache, folds: folds.clone(), settings: settings.clone(), batch: options.eval_batch, memory_bytes: options.probe_memory, export: None };
-        let report = probe_run(&probe, &ft_dir, &finetune.config, &backbone, pretrained)?;
-        probes.push((ft_dir.join(probe_name(pretrained)), report));
+        let probe = Probe { dataset: &bench.dataset, cache: &bench.cache, folds: folds.clone(), settings: settings.clone(), batch: options.eval_batch, memory_bytes: options.probe_memory, export: None };
+        let report = probe_run(&probe, &ft_dir, &finetune.config, &bench.backbone, pretrained)?;
+        probes.push((RunDir::new(&ft_dir).probe_stem(pretrained), report));
     }
 
     let mut variants = Vec::new();
@@ -99,12 +97,12 @@ pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outco
     Ok(Outcome {
         experiment: exp,
         quick: options.quick,
-        dataset,
-        cache,
+        dataset: bench.dataset,
+        cache: bench.cache,
         finetune: (ft_dir, finetune),
         probes,
         surgery: variants,
-        weights,
+        weights: bench.weights,
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
@@ -137,33 +135,17 @@ fn pin_experiment(exp: &Experiment, quick: bool, out: &Path) -> Result<()> {
 }
 
 struct Runs<'a> {
-    arch: &'a Arch,
-    weights: &'a Path,
-    backbone: &'a SavedModel,
-    dataset: &'a Dataset,
-    described: &'a str,
-    cache: &'a ImageCache,
+    bench: &'a Workbench,
     folds: &'a [usize],
     options: &'a Options,
 }
 
 impl Runs<'_> {
-    fn crossval(&self, recipe: &Recipe, dir: &Path) -> Result<CrossvalResults> {
-        let ops = surgery::resolve(&self.arch.name(), recipe.surgery())?;
-        let config = CrossvalConfig {
-            backbone: self.arch.name(),
-            weights: self.weights.display().to_string(),
-            dataset: self.described.to_string(),
-            surgery: surgery::ops_text(&ops),
-            solver: recipe.solver(&self.arch.name()),
-            seed: recipe.seed(),
-            folds: self.folds.to_vec(),
-            head_init: recipe.head_init(),
-            new_lr_mult: recipe.new_lr_mult(),
-            search: recipe.search().map_err(anyhow::Error::msg)?,
-            holdout: recipe.holdout.unwrap_or(0.2),
-        };
-        let cv = Crossval { backbone: self.backbone, ops: &ops, dataset: self.dataset, cache: self.cache, config, eval_batch: self.options.eval_batch };
-        cv.run(dir)
+    fn crossval(&self, overrides: &RecipeOverrides, dir: &Path) -> Result<CrossvalResults> {
+        let backbone = self.bench.arch.name();
+        let (recipe, ops) = overrides.recipe(&backbone).map_err(anyhow::Error::msg)?.resolved(&backbone)?;
+        let search = crate::eval::search::parse_keys(overrides.search.as_deref().unwrap_or_default()).map_err(anyhow::Error::msg)?;
+        let config = self.bench.crossval_config(recipe, self.folds.to_vec(), search, overrides.holdout.unwrap_or(crate::eval::search::DEFAULT_HOLDOUT));
+        self.bench.crossval(&ops, config, self.options.eval_batch).run(dir)
     }
 }

@@ -20,11 +20,7 @@ pub fn read_weights(path: &Path, spec: &NetSpec) -> Result<Weights> {
         "caffemodel" => caffemodel::read(path)?,
         "net" => deep_compression::read(path, spec)?,
         "safetensors" => SavedModel::load(path)?.weights,
-        "pth" => {
-            let name = path.display().to_string();
-            let bytes = std::fs::read(path).with_context(|| format!("reading {name}"))?;
-            super::torch_pickle::weights_for_spec(super::torch_pickle::read_state_dict(&bytes, &name)?, spec, &name)?
-        }
+        "pth" => super::torch_checkpoint::weights_for_spec(super::torch_checkpoint::read_state_dict(path)?, spec, &path.display().to_string())?,
         _ => bail!("{}: unknown weights format (expected .caffemodel, .net, .pth or .safetensors)", path.display()),
     };
     weights.conform(spec, &path.display().to_string())?;

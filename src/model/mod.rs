@@ -12,7 +12,7 @@ pub mod net;
 pub mod spec;
 pub mod surgery;
 pub mod tensor_file;
-pub mod torch_pickle;
+pub mod torch_checkpoint;
 pub mod weights;
 pub mod zoo;
 

@@ -30,6 +30,22 @@ pub const NEW_LAYER_LR_MULT: f32 = 10.0;
 /// Standard deviation of a new layer's Gaussian weights (the paper's 0.01).
 pub const NEW_LAYER_STD: f32 = 0.01;
 
+/// The size of the network a surgery makes: its parameters, and the layers it added.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkSize {
+    pub parameters: usize,
+    pub new_layers: Vec<String>,
+}
+
+impl NetworkSize {
+    /// Of `backbone` after `ops`, from the structure alone (no weights drawn).
+    pub fn after(backbone: &NetSpec, ops: &[Op]) -> Result<NetworkSize, SurgeryError> {
+        let patient = Patient::structure(backbone.clone())?.operate(ops, 0)?;
+        let parameters = patient.spec.parameter_count()?;
+        Ok(NetworkSize { parameters, new_layers: patient.new_layers })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     CutAfter(String),

@@ -19,7 +19,7 @@ pub fn read_logs(run: &Path, results: &crate::eval::crossval::CrossvalResults) -
     let mut out = Vec::new();
     for f in &results.folds {
         let k = f.fold;
-        let path = run.join(format!("fold{k}")).join("log.jsonl");
+        let path = crate::eval::run_dir::RunDir::new(run).fold(k).train.log();
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let rows = text
             .lines()

@@ -20,5 +20,5 @@ pub fn write_probe(report: &crate::eval::probe::ProbeReport, stem: &std::path::P
 
 /// Writes a crossval run's `results.md`.
 pub fn write_crossval(results: &crate::eval::crossval::CrossvalResults, run: &std::path::Path, command: &str) -> anyhow::Result<()> {
-    Ok(crate::atomic_write::write(&run.join("results.md"), tables::crossval_table(results, command))?)
+    Ok(crate::atomic_write::write(&crate::eval::run_dir::RunDir::new(run).results_md(), tables::crossval_table(results, command))?)
 }

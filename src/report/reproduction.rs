@@ -31,8 +31,6 @@ struct Versions {
 struct VariantJson<'a> {
     name: &'a str,
     paper: Option<&'static str>,
-    parameters: usize,
-    new_layers: Vec<String>,
     confusion_oversample: [[usize; 2]; 2],
     results: &'a crate::eval::crossval::CrossvalResults,
 }
@@ -100,7 +98,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     let _ = writeln!(md, "Always answering the majority class scores {baseline:.3} on these test folds: a collapsed model's accuracy.\n");
     md.push_str(&demote(&crossval_table(ft, command), 2));
     let logs = super::curves::read_logs(ft_dir, ft)?;
-    super::curves::training_curves(&logs, &format!("Table 1 run: {} ({})", exp.finetune.surgery(), ft.config.surgery), &plots.join("training-finetune.png"))?;
+    super::curves::training_curves(&logs, &format!("Table 1 run: {} ({})", exp.finetune.surgery(), ft.config.recipe.surgery), &plots.join("training-finetune.png"))?;
     super::confusion::confusion_plot(predictions::confusion(&ft_predictions, true), "Table 1 run, 10-crop, all test folds", &plots.join("confusion-finetune.png"))?;
     let _ = writeln!(md, "\n![training curves](plots/training-finetune.png)\n\n![confusion matrix](plots/confusion-finetune.png)\n");
 
@@ -133,11 +131,11 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     } else {
         // Table 1's run is a variant too (the paper's ft, or fc9-2 for
         // SqueezeNet's lpft): listed first, so the table compares against it.
-        let mut table1 = VariantRow::of_run(exp.finetune.surgery(), ft)?;
+        let mut table1 = VariantRow::of_run(exp.finetune.surgery(), ft);
         table1.name = format!("{} (Table 1)", table1.name);
         let mut rows = vec![table1];
         for (name, _, r) in &o.surgery {
-            rows.push(VariantRow::of_run(name, r)?);
+            rows.push(VariantRow::of_run(name, r));
         }
         md.push_str(&demote(&surgery_table(&exp.backbone, &rows, command), 2));
         // The paper's variants within a point of the floor, to read ours against.
@@ -151,7 +149,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
             let logs = super::curves::read_logs(dir, r)?;
             super::curves::training_curves(&logs, &format!("surgery {name}"), &plots.join(format!("training-{name}.png")))?;
             let _ = writeln!(md, "### {name}\n\n![training curves of {name}](plots/training-{name}.png)\n\n![confusion matrix of {name}](plots/confusion-{name}.png)\n");
-            variants_json.push(VariantJson { name, paper: row.paper, parameters: row.parameters, new_layers: row.new_layers.clone(), confusion_oversample: m, results: r });
+            variants_json.push(VariantJson { name, paper: row.paper, confusion_oversample: m, results: r });
         }
     }
 

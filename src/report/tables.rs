@@ -23,7 +23,7 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     } else {
         let _ = writeln!(s, "# Fine-tuning by {}-fold cross-validation: {}\n", r.folds.len(), c.backbone);
     }
-    let _ = writeln!(s, "Dataset {}; surgery `{}`; head {:?}; seed {}.\n", c.dataset, c.surgery, c.head_init, c.seed);
+    let _ = writeln!(s, "Dataset {}; surgery `{}`; head {:?}; seed {}.\n", c.dataset, c.recipe.surgery, c.recipe.head_init, c.recipe.seed);
     let searched = r.folds.iter().any(|f| f.search.is_some());
     let _ = writeln!(s, "| fold | start (before training) | fine-tuned, centre crop | gain | 10-crop | largest change of a pretrained layer |{} train s |", if searched { " chosen by the search |" } else { "" });
     let _ = writeln!(s, "|---|---|---|---|---|---|{}---|", if searched { "---|" } else { "" });
@@ -64,7 +64,7 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
             p.mean, p.std, p.improved, p.folds, p.worse, p.unchanged, p.ci95.0, p.ci95.1, p.folds - 1
         );
     }
-    let _ = writeln!(s, "\nStandard deviation: {}. Solver: {}.", r.std_kind, describe_solver(&c.solver, c.new_lr_mult));
+    let _ = writeln!(s, "\nStandard deviation: {}. Solver: {}.", r.std_kind, describe_solver(&c.recipe.solver, c.recipe.new_lr_mult));
     if !c.search.is_empty() {
         let grid: Vec<String> = c.search.iter().map(|k| format!("{} ∈ {{{}}}", k.key, k.values.iter().map(crate::eval::search::value_text).collect::<Vec<_>>().join(", "))).collect();
         let _ = writeln!(s, "\nSearched per fold, overriding the solver above with each fold's choice: {}.", grid.join("; "));
@@ -134,7 +134,7 @@ fn search_section(r: &CrossvalResults) -> String {
     let (mut images, mut seconds) = (0usize, 0.0f64);
     for f in &r.folds {
         let Some(x) = &f.search else { continue };
-        images += x.images_trained + f.iterations * r.config.solver.batch;
+        images += x.images_trained + f.iterations * r.config.recipe.solver.batch;
         seconds += x.seconds + f.train_seconds;
         for (j, p) in x.points.iter().enumerate() {
             let chosen = if j == x.chosen { " **(chosen)**" } else { "" };
@@ -238,8 +238,6 @@ pub struct VariantRow<'a> {
     pub name: String,
     /// The paper's variant it is or stands for.
     pub paper: Option<&'static str>,
-    pub parameters: usize,
-    pub new_layers: Vec<String>,
     pub results: &'a CrossvalResults,
 }
 
@@ -251,6 +249,11 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
     let _ = writeln!(s, "| variant | paper's variant | surgery | parameters | new layers | centre crop | 10-crop | paper centre | paper 10-crop |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for r in rows {
+        let (parameters, new_layers) = match &r.results.network {
+            Some(n) if n.new_layers.is_empty() => (n.parameters.to_string(), "none".to_string()),
+            Some(n) => (n.parameters.to_string(), n.new_layers.join(", ")),
+            None => ("–".into(), "–".into()),
+        };
         let paper = r.paper.and_then(|v| super::paper::SURGERY.iter().find(|p| p.0 == v));
         let (pc, po) = paper.map_or(("–".into(), "–".into()), |p| (format!("{:.3}", p.1), format!("{:.3}", p.2)));
         let mut mark = if r.results.degenerate_folds.is_empty() { String::new() } else { format!(" (degenerate folds {:?})", r.results.degenerate_folds) };
@@ -262,9 +265,9 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
             "| {} | {} | `{}` | {} | {} | {:.3} ± {:.3}{mark} | {:.3} ± {:.3} | {pc} | {po} |",
             r.name,
             r.paper.unwrap_or("–"),
-            r.results.config.surgery,
-            r.parameters,
-            if r.new_layers.is_empty() { "none".to_string() } else { r.new_layers.join(", ") },
+            r.results.config.recipe.surgery,
+            parameters,
+            new_layers,
             r.results.mean_center,
             r.results.std_center,
             r.results.mean_oversample,
@@ -278,9 +281,9 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
             s,
             "- {}: head {:?}, {}, seed {}; {} folds{}.",
             r.name,
-            c.head_init,
-            describe_solver(&c.solver, c.new_lr_mult),
-            c.seed,
+            c.recipe.head_init,
+            describe_solver(&c.recipe.solver, c.recipe.new_lr_mult),
+            c.recipe.seed,
             r.results.folds.len(),
             r.results.paired_center.as_ref().map_or(String::new(), |p| format!("; gain over its start {:+.3} (improved on {} of {} folds)", p.mean, p.improved, p.folds))
         );
@@ -295,19 +298,10 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
 
 impl<'a> VariantRow<'a> {
     /// The row of a finished run: named after its preset when its surgery
-    /// is one, else `fallback`; parameters counted on the operated spec.
-    pub fn of_run(fallback: &str, results: &'a CrossvalResults) -> anyhow::Result<VariantRow<'a>> {
-        use crate::model::surgery::{parse_ops, presets, Patient};
+    /// is one, else `fallback`.
+    pub fn of_run(fallback: &str, results: &'a CrossvalResults) -> VariantRow<'a> {
         let c = &results.config;
-        let arch: crate::model::Arch = c.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let patient = Patient::structure(arch.spec()?)?.operate(&parse_ops(&c.surgery)?, 0)?;
-        let preset = presets(&c.backbone).iter().find(|p| p.ops == c.surgery);
-        Ok(VariantRow {
-            name: preset.map_or_else(|| fallback.to_string(), |p| p.name.to_string()),
-            paper: preset.and_then(|p| p.paper),
-            parameters: patient.spec.parameter_count()?,
-            new_layers: patient.new_layers.clone(),
-            results,
-        })
+        let preset = crate::model::surgery::presets(&c.backbone).iter().find(|p| p.ops == c.recipe.surgery);
+        VariantRow { name: preset.map_or_else(|| fallback.to_string(), |p| p.name.to_string()), paper: preset.and_then(|p| p.paper), results }
     }
 }

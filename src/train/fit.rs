@@ -5,6 +5,7 @@
 use super::checkpoint;
 use super::solver::{Augment, BatchNormMode, Sgd, SolverSettings};
 use super::stream::{self, Purpose};
+use super::train_dir::TrainDir;
 use crate::model::net::{to_f32s, update_running_stats, Mode, Net, Params};
 use crate::preprocess::{augment, crops, Preprocess};
 use anyhow::{bail, Result};
@@ -34,7 +35,7 @@ pub struct FitConfig<'a> {
     pub settings: &'a SolverSettings,
     pub seed: u64,
     /// Where the checkpoint and log live; the run resumes from them.
-    pub run_dir: &'a Path,
+    pub run_dir: &'a TrainDir,
     /// Names the run in progress and errors (e.g. "fold 1").
     pub name: String,
     /// Stop (resumably) after this many iterations in this call.
@@ -64,9 +65,9 @@ pub fn fit(
     s.check().map_err(anyhow::Error::msg)?;
     let n = images.len();
     let iterations = s.iterations(n);
-    let ckpt_path = cfg.run_dir.join("checkpoint.safetensors");
-    let log_path = cfg.run_dir.join("log.jsonl");
-    std::fs::create_dir_all(cfg.run_dir)?;
+    let ckpt_path = cfg.run_dir.checkpoint();
+    let log_path = cfg.run_dir.log();
+    std::fs::create_dir_all(cfg.run_dir.path())?;
 
     // Built before a checkpoint is loaded: the L2-SP anchor is the starting point.
     let mut sgd = Sgd::for_settings(&net.spec, &net.params, s, cfg.new_layers);

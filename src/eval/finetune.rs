@@ -1,6 +1,7 @@
-//! A fine-tuning recipe: surgery on a backbone, the head's start, the solver.
-//! One place that turns training images into a fine-tuned network, used by
-//! cross-validation (per fold) and by `finetune` (on a whole set).
+//! Fine-tuning with a recipe: surgery on a backbone, the head's start, the
+//! solver. One place that turns training images into a fine-tuned network,
+//! used by cross-validation (per fold and per search point) and by
+//! `finetune` (on a whole set).
 
 use super::movement::{movement, LayerMovement};
 use super::probe_init::{init_head_from_probe, ProbeInit};
@@ -10,30 +11,17 @@ use crate::model::saved::SavedModel;
 use crate::model::surgery::{Op, Patient};
 use crate::model::Net;
 use crate::train::fit::EpochLog;
-use crate::train::{fit, FitConfig, SolverSettings};
+use crate::train::{fit, FitConfig, HeadInit, Recipe, TrainDir};
 use anyhow::{Context, Result};
 use burn::prelude::Device;
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// How new layers start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HeadInit {
-    /// Gaussian weights (std 0.01), zero bias: the paper's.
-    Random,
-    /// The logistic regression on the new head's input features, fitted on
-    /// the training images (see `probe_init.rs`).
-    Probe,
-}
-
-pub struct Recipe<'a> {
+pub struct FineTuning<'a> {
     pub backbone: &'a SavedModel,
+    /// The recipe's surgery, resolved on the backbone (`Recipe::resolved`).
     pub ops: &'a [Op],
-    pub solver: &'a SolverSettings,
-    pub head_init: HeadInit,
-    pub new_lr_mult: f32,
+    pub recipe: &'a Recipe,
     pub eval_batch: usize,
 }
 
@@ -48,20 +36,20 @@ pub struct Trained {
     pub movement: Vec<LayerMovement>,
 }
 
-impl Recipe<'_> {
+impl FineTuning<'_> {
     /// Operates on the backbone, starts the head, and fine-tunes on the
     /// images, with checkpoints in `dir` (resumed if present). `evaluate` is
     /// called before training and after each epoch.
-    pub fn train(&self, name: &str, seed: u64, images: &[&RgbImage], labels: &[usize], dir: &Path, mut evaluate: impl FnMut(&Net) -> Option<f64>) -> Result<Trained> {
-        let patient = Patient { new_lr_mult: self.new_lr_mult, ..Patient::new(self.backbone.spec.clone(), self.backbone.weights.clone()) }.operate(self.ops, seed)?;
+    pub fn train(&self, name: &str, seed: u64, images: &[&RgbImage], labels: &[usize], dir: &TrainDir, mut evaluate: impl FnMut(&Net) -> Option<f64>) -> Result<Trained> {
+        let patient = Patient { new_lr_mult: self.recipe.new_lr_mult, ..Patient::new(self.backbone.spec.clone(), self.backbone.weights.clone()) }.operate(self.ops, seed)?;
         let mut net = Net::new(patient.spec, &patient.weights, &Device::flex())?;
         let pre = &self.backbone.preprocess;
-        let resuming = dir.join("checkpoint.safetensors").exists();
-        let probe_path = dir.join("probe_init.json");
-        let probe_init = match (self.head_init, patient.new_layers.last()) {
+        let resuming = dir.is_resuming();
+        let probe_path = dir.probe_init();
+        let probe_init = match (self.recipe.head_init, patient.new_layers.last()) {
             (HeadInit::Probe, Some(head)) if !resuming => {
                 let p = init_head_from_probe(&mut net, head, pre, images, labels, self.eval_batch)?;
-                std::fs::create_dir_all(dir)?;
+                std::fs::create_dir_all(dir.path())?;
                 crate::atomic_write::write(&probe_path, serde_json::to_string_pretty(&p)?)?;
                 Some(p)
             }
@@ -72,21 +60,21 @@ impl Recipe<'_> {
         };
         // Kept in the run directory: a fold resumed from a checkpoint cannot
         // measure it again, and its table row should still show it.
-        let before_path = dir.join("accuracy_before.json");
+        let before_path = dir.accuracy_before();
         let acc_before = if resuming {
             std::fs::read_to_string(&before_path).ok().and_then(|t| serde_json::from_str(&t).ok())
         } else {
             let a = evaluate(&net);
             if let Some(a) = a {
-                std::fs::create_dir_all(dir)?;
+                std::fs::create_dir_all(dir.path())?;
                 crate::atomic_write::write(&before_path, serde_json::to_string(&a)?)?;
                 let how = probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default();
                 eprintln!("{name}: accuracy before fine-tuning {a:.3}{how}");
             }
             a
         };
-        let start = start_weights(&net, &patient.weights, &patient.new_layers, &dir.join("start_new_layers.safetensors"), resuming)?;
-        let cfg = FitConfig { settings: self.solver, seed, run_dir: dir, name: name.to_string(), stop_after: None, new_layers: &patient.new_layers };
+        let start = start_weights(&net, &patient.weights, &patient.new_layers, &dir.start_new_layers(), resuming)?;
+        let cfg = FitConfig { settings: &self.recipe.solver, seed, run_dir: dir, name: name.to_string(), stop_after: None, new_layers: &patient.new_layers };
         let log = fit(&mut net, pre, images, labels, &cfg, evaluate)?;
         let movement = movement(&net.spec, &start, &net.weights(), &patient.new_layers);
         Ok(Trained { net, log, probe_init, acc_before, movement })

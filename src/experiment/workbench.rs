@@ -1,0 +1,50 @@
+//! What every command that trains or probes starts from, prepared once: the
+//! backbone with its weights, the dataset with its folds, and its images
+//! decoded at the backbone's stored size. Used by `crossval`, `finetune`,
+//! `probe` and `reproduce`.
+
+use crate::data::{DataRequest, Dataset};
+use crate::eval::crossval::{Crossval, CrossvalConfig};
+use crate::eval::search::SearchKey;
+use crate::model::saved::SavedModel;
+use crate::model::surgery::Op;
+use crate::model::{load, Arch};
+use crate::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
+use crate::train::Recipe;
+use anyhow::Result;
+use std::path::PathBuf;
+
+pub struct Workbench {
+    pub arch: Arch,
+    pub weights: PathBuf,
+    pub backbone: SavedModel,
+    pub dataset: Dataset,
+    /// The dataset as run configs name it: its name and root.
+    pub described: String,
+    pub cache: ImageCache,
+}
+
+impl Workbench {
+    pub fn prepare(arch: Arch, weights: PathBuf, request: &DataRequest) -> Result<Workbench> {
+        let backbone = load::load_model(Some(&arch), &weights)?;
+        let dataset = crate::data::load(request).into_result()?;
+        let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
+        let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
+        let described = crate::data::describe(&dataset, request);
+        Ok(Workbench { arch, weights, backbone, dataset, described, cache })
+    }
+
+    /// The numbers of every fold of the dataset.
+    pub fn all_folds(&self) -> Vec<usize> {
+        self.dataset.folds.iter().map(|f| f.number).collect()
+    }
+
+    /// What a cross-validation run of `recipe` (resolved: its surgery as ops) on these folds is.
+    pub fn crossval_config(&self, recipe: Recipe, folds: Vec<usize>, search: Vec<SearchKey>, holdout: f64) -> CrossvalConfig {
+        CrossvalConfig { backbone: self.arch.name(), weights: self.weights.display().to_string(), dataset: self.described.clone(), recipe, folds, search, holdout }
+    }
+
+    pub fn crossval<'a>(&'a self, ops: &'a [Op], config: CrossvalConfig, eval_batch: usize) -> Crossval<'a> {
+        Crossval { backbone: &self.backbone, ops, dataset: &self.dataset, cache: &self.cache, config, eval_batch }
+    }
+}
