@@ -1,6 +1,10 @@
 //! Where data and models are found: a flag first, then an environment
 //! variable, then the development layout (`../shared/…` beside the
 //! repository, where its CI and developers keep them).
+//!
+//! Not clap's `env` attribute: experiment files and the library resolve
+//! paths the same way with no command line, so the rule is written once,
+//! here, for both.
 
 use std::path::{Path, PathBuf};
 

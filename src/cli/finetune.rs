@@ -66,7 +66,7 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
             cv_accuracy,
             ..ModelCard::new(
                 a.model.arch.name(),
-                bench.weights.display().to_string(),
+                bench.weights_id.clone(),
                 format!("{} ({part})", bench.described),
                 recipe.surgery.clone(),
                 serde_json::to_value(&recipe)?,

@@ -43,6 +43,13 @@ pub struct ProbeArgs {
     export_features: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
+    /// The run's ImageNet weights [default: the architecture's own, checked
+    /// against the file name and SHA-256 the run recorded].
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Models directory [default: $DEEPSENT_MODELS, else ../shared/models]
+    #[arg(long)]
+    models: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -55,7 +62,12 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let run = RunDir::new(&a.run);
     let config: CrossvalConfig = run.read_config()?.with_context(|| format!("{} has no config.json: is --run a crossval run directory?", a.run.display()))?;
     let arch: Arch = config.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let bench = Workbench::prepare(arch, PathBuf::from(&config.weights), &a.data.request()?)?;
+    let candidate = match &a.weights {
+        Some(w) => Some(w.clone()),
+        None => deepsent::locate::models_dir(a.models.as_deref()).ok().and_then(|m| arch.default_weights(&m)),
+    };
+    let weights = deepsent::model::weights_id::find(&config.weights, candidate).map_err(anyhow::Error::msg)?;
+    let bench = Workbench::prepare(arch, weights, &a.data.request()?)?;
     if bench.described != config.dataset {
         bail!("{} was run on {}, not {}: pass the same data flags (--root, --subset, --folds)", a.run.display(), config.dataset, bench.described);
     }

@@ -80,10 +80,12 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A finished run's results, with the size of its network recorded where
-/// the run was made before deepsent recorded it.
+/// A finished run's results in today's form: where the run was made before
+/// deepsent recorded them, the size of its network, and its weights by name
+/// and SHA-256 instead of a path.
 fn read_results(run: &Path) -> Result<CrossvalResults> {
     let mut r = RunDir::new(run).read_results()?;
+    r.config.weights = deepsent::model::weights_id::upgraded(&r.config.weights);
     if r.network.is_none() {
         let arch: Arch = r.config.backbone.parse().map_err(anyhow::Error::msg)?;
         r.network = Some(NetworkSize::after(&arch.spec()?, &parse_ops(&r.config.recipe.surgery)?)?);

@@ -24,6 +24,8 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossvalConfig {
     pub backbone: String,
+    /// The ImageNet weights: file name and SHA-256 (`model::weights_id`;
+    /// runs made before it recorded the file's path).
     pub weights: String,
     pub dataset: String,
     /// Its keys sit beside the others (`surgery`, `solver`, `seed`, …), as
@@ -141,7 +143,8 @@ impl Crossval<'_> {
     pub fn run(&self, out: &Path) -> Result<CrossvalResults> {
         let run = RunDir::new(out);
         std::fs::create_dir_all(out)?;
-        if let Some(old) = run.read_config()? {
+        if let Some(mut old) = run.read_config()? {
+            old.weights = crate::model::weights_id::upgraded(&old.weights);
             if old != self.config {
                 bail!(
                     "{} was started with other settings:\n  then: {}\n  now:  {}\nuse another run directory, or delete this one to start over",

@@ -300,7 +300,7 @@ pub fn probe_run(probe: &Probe, run: &Path, config: &super::crossval::CrossvalCo
     report.source = if pretrained {
         format!("ImageNet weights {}", config.weights)
     } else {
-        format!("{}/foldK/model.safetensors: surgery {}, head {:?}, base lr {}, {} epochs", run.display(), config.recipe.surgery, config.recipe.head_init, config.recipe.solver.base_lr, config.recipe.solver.epochs)
+        format!("each fold's fine-tuned model (foldK/model.safetensors of the run): surgery {}, head {:?}, base lr {}, {} epochs", config.recipe.surgery, config.recipe.head_init, config.recipe.solver.base_lr, config.recipe.solver.epochs)
     };
     if !pretrained {
         // The run's verdict, when it has finished: which of its models did not move.

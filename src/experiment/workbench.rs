@@ -11,12 +11,15 @@ use crate::model::surgery::Op;
 use crate::model::{load, Arch};
 use crate::preprocess::{ImageCache, DEFAULT_MAX_PIXELS};
 use crate::train::Recipe;
-use anyhow::Result;
+use crate::model::weights_id::weights_id;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 pub struct Workbench {
     pub arch: Arch,
     pub weights: PathBuf,
+    /// The weights as runs record them: file name and SHA-256.
+    pub weights_id: String,
     pub backbone: SavedModel,
     pub dataset: Dataset,
     /// The dataset as run configs name it: its name and root.
@@ -27,11 +30,12 @@ pub struct Workbench {
 impl Workbench {
     pub fn prepare(arch: Arch, weights: PathBuf, request: &DataRequest) -> Result<Workbench> {
         let backbone = load::load_model(Some(&arch), &weights)?;
+        let weights_id = weights_id(&weights).with_context(|| format!("reading {}", weights.display()))?;
         let dataset = crate::data::load(request).into_result()?;
         let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
         let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
         let described = crate::data::describe(&dataset, request);
-        Ok(Workbench { arch, weights, backbone, dataset, described, cache })
+        Ok(Workbench { arch, weights, weights_id, backbone, dataset, described, cache })
     }
 
     /// The numbers of every fold of the dataset.
@@ -41,7 +45,7 @@ impl Workbench {
 
     /// What a cross-validation run of `recipe` (resolved: its surgery as ops) on these folds is.
     pub fn crossval_config(&self, recipe: Recipe, folds: Vec<usize>, search: Vec<SearchKey>, holdout: f64) -> CrossvalConfig {
-        CrossvalConfig { backbone: self.arch.name(), weights: self.weights.display().to_string(), dataset: self.described.clone(), recipe, folds, search, holdout }
+        CrossvalConfig { backbone: self.arch.name(), weights: self.weights_id.clone(), dataset: self.described.clone(), recipe, folds, search, holdout }
     }
 
     pub fn crossval<'a>(&'a self, ops: &'a [Op], config: CrossvalConfig, eval_batch: usize) -> Crossval<'a> {

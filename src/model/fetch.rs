@@ -90,7 +90,7 @@ pub fn sha1_file(path: &Path) -> std::io::Result<String> {
     hash_file::<Sha1>(path)
 }
 
-fn hash_file<D: Digest>(path: &Path) -> std::io::Result<String> {
+pub(crate) fn hash_file<D: Digest>(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut h = D::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -14,6 +14,7 @@ pub mod surgery;
 pub mod tensor_file;
 pub mod torch_checkpoint;
 pub mod weights;
+pub mod weights_id;
 pub mod zoo;
 
 pub use net::{Mode, Net};

@@ -174,7 +174,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     // Settings.
     let versions = Versions { deepsent: env!("CARGO_PKG_VERSION"), burn: BURN_VERSION, os: std::env::consts::OS, arch: std::env::consts::ARCH, threads: rayon::current_num_threads() };
     let _ = writeln!(md, "## Settings\n");
-    let _ = writeln!(md, "deepsent {}, burn {} (flex backend), {} {}, {} threads. ImageNet weights: `{}`.\n", versions.deepsent, versions.burn, versions.os, versions.arch, versions.threads, o.weights.display());
+    let _ = writeln!(md, "deepsent {}, burn {} (flex backend), {} {}, {} threads. ImageNet weights: `{}`.\n", versions.deepsent, versions.burn, versions.os, versions.arch, versions.threads, crate::model::weights_id::upgraded(&o.weights.display().to_string()));
     let wall: f64 = ft.folds.iter().map(|f| f.train_seconds).sum::<f64>() + o.surgery.iter().flat_map(|(_, _, r)| r.folds.iter().map(|f| f.train_seconds)).sum::<f64>();
     let probe_s: f64 = o.probes.iter().map(|(_, p)| p.seconds).sum();
     let _ = writeln!(md, "Wall time of the runs: fine-tuning (all runs, all folds) {:.0} min, probe fitting {:.0} s.\n", wall / 60.0, probe_s);
