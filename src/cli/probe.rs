@@ -66,7 +66,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         Some(w) => Some(w.clone()),
         None => deepsent::locate::models_dir(a.models.as_deref()).ok().and_then(|m| arch.default_weights(&m)),
     };
-    let weights = deepsent::model::weights_id::find(&config.weights, candidate).map_err(anyhow::Error::msg)?;
+    let weights = deepsent::model::weights_id::find(&config.weights, candidate).map_err(|e| anyhow::anyhow!("{e}: pass the run's weights with --weights"))?;
     let bench = Workbench::prepare(arch, weights, &a.data.request()?)?;
     if bench.described != config.dataset {
         bail!("{} was run on {}, not {}: pass the same data flags (--root, --subset, --folds)", a.run.display(), config.dataset, bench.described);

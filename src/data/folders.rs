@@ -94,13 +94,12 @@ pub fn load_csv(file: &Path, problems: &mut Vec<Problem>) -> Vec<Item> {
             continue;
         }
         let (name, label) = (record[0].trim(), record[1].trim());
-        let Some(label) = Label::parse(label) else {
-            problems.push(Problem::at(
-                file,
-                line,
-                format!("label {label:?} of {name} is not 0 (negative) or 1 (positive)"),
-            ));
-            continue;
+        let label = match Label::parse_of(label, name) {
+            Ok(label) => label,
+            Err(message) => {
+                problems.push(Problem::at(file, line, message));
+                continue;
+            }
         };
         if let Some(first) = first_line_of.insert(name.to_string(), line) {
             problems.push(Problem::at(file, line, format!("duplicate entry {name} (first at line {first})")));

@@ -27,6 +27,11 @@ impl Label {
         }
     }
 
+    /// `parse`, with the message a list file's problem gives for `name`'s bad label.
+    pub fn parse_of(text: &str, name: &str) -> Result<Label, String> {
+        Label::parse(text).ok_or_else(|| format!("label {text:?} of {name} is not 0 (negative) or 1 (positive)"))
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Label::Negative => "negative",

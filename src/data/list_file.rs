@@ -38,13 +38,12 @@ pub fn parse(file: &Path, text: &str) -> (Vec<Entry>, Vec<Problem>) {
             ));
             continue;
         };
-        let Some(label) = Label::parse(label) else {
-            problems.push(Problem::at(
-                file,
-                line,
-                format!("label {label:?} of {name} is not 0 (negative) or 1 (positive)"),
-            ));
-            continue;
+        let label = match Label::parse_of(label, name) {
+            Ok(label) => label,
+            Err(message) => {
+                problems.push(Problem::at(file, line, message));
+                continue;
+            }
         };
         if let Some(first) = first_line_of.get(name) {
             problems.push(Problem::at(

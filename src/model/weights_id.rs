@@ -37,10 +37,10 @@ pub fn find(record: &str, candidate: Option<PathBuf>) -> Result<PathBuf, String>
     match candidate {
         Some(path) => match weights_id(&path) {
             Ok(id) if id == record => Ok(path),
-            Ok(id) => Err(format!("{} is {id}, but the run was made with {record}: pass its weights with --weights", path.display())),
+            Ok(id) => Err(format!("{} is {id}, but the run was made with {record}", path.display())),
             Err(e) => Err(format!("{}: {e}", path.display())),
         },
-        None => Err(format!("the run was made with {record}: pass that file with --weights")),
+        None => Err(format!("the run was made with {record}, and no candidate file was given")),
     }
 }
 
@@ -60,7 +60,7 @@ mod tests {
         assert!(!id.contains(&dir.path().display().to_string()), "no machine path in the record");
         assert_eq!(upgraded(&a.display().to_string()), id, "an older run's path becomes its identity");
         assert_eq!(find(&id, Some(a.clone())).unwrap(), a);
-        assert!(find(&id, Some(b)).unwrap_err().contains("--weights"));
+        assert!(find(&id, Some(b)).unwrap_err().contains("the run was made with w.net"));
         assert!(find(&id, None).is_err());
     }
 }
