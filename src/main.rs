@@ -24,7 +24,19 @@ fn keep_freed_memory() {
     }
 }
 
+/// A reader that stops early (`deepsent surgery --list | head -1`) ends the
+/// program quietly, as it ends other Unix tools: Rust ignores SIGPIPE, and
+/// the next print would panic on the broken pipe.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: restoring a signal's default disposition before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    end_quietly_on_a_closed_pipe();
     keep_freed_memory();
     cli::main()
 }

@@ -153,8 +153,13 @@ fn folder_layout_split_is_stratified_and_written_back() {
     // Written out and read back, the split is the same.
     let folds_dir = dir.path().join("myfolds");
     data::split::write_folds(&folds_dir, &ds.items, &ds.folds).unwrap();
-    let again = data::load(&DataRequest { folds: FoldSource::Dir(folds_dir), ..req }).into_result().unwrap();
+    let again = data::load(&DataRequest { folds: FoldSource::Dir(folds_dir), ..req.clone() }).into_result().unwrap();
     assert_eq!(again.folds, ds.folds);
+    // Fewer than two folds is a problem that names the dataset, not a panic.
+    for k in [0, 1] {
+        let err = data::load(&DataRequest { folds: FoldSource::Drawn { k, seed: 3 }, ..req.clone() }).into_result().unwrap_err().to_string();
+        assert!(err.contains(&format!("needs k ≥ 2 folds, not {k}")) && err.contains(&dir.path().display().to_string()), "{err}");
+    }
 }
 
 #[test]

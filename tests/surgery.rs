@@ -1,6 +1,8 @@
 //! Surgery on specs: the resulting layers, weights kept bit-equal, new layers
 //! initialised as specified, clear errors.
 
+mod common;
+
 use deepsent::model::surgery::{parse_ops, resolve, Patient};
 use deepsent::model::{Arch, LayerKind};
 
@@ -149,4 +151,16 @@ fn squeezenet_analogues_build_with_the_expected_heads() {
         assert!(p.spec.layer("drop9").is_none(), "{name}: drop9 stays out");
         assert_eq!(p.spec.layer("fire4/conv3x3_2").unwrap().params[0].lr_mult, 0.0, "{name}: conv1…fire4 frozen");
     }
+}
+
+/// A reader that stops early ends the listing quietly: no panic on the broken pipe.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::process::Stdio;
+    let mut child = common::deepsent().args(["surgery", "--arch", "caffenet", "--list"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // The reading end closes before the listing is written.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

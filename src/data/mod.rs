@@ -97,7 +97,10 @@ pub fn load(req: &DataRequest) -> Loaded {
             dataset::resolve_folds(&items, &files, &mut problems)
         }
         FoldSource::Drawn { k, seed } => {
-            if items.len() < *k {
+            if *k < 2 {
+                problems.push(Problem::file(&req.root, format!("k-fold cross-validation needs k ≥ 2 folds, not {k}")));
+                (Vec::new(), (0..items.len()).collect())
+            } else if items.len() < *k {
                 problems.push(Problem::file(&req.root, format!("{} images cannot make {k} folds", items.len())));
                 (Vec::new(), (0..items.len()).collect())
             } else {
