@@ -198,3 +198,19 @@ fn one_corrupt_image_among_good_ones_fails_the_whole_cache() {
     assert_eq!(cache.images[2].dimensions(), (256, 256));
     assert_eq!(cache.images[2].get_pixel(100, 100).0, [20, 0, 0]);
 }
+
+/// An image linked into a class folder counts like a copy (not skipped).
+#[test]
+fn folder_layout_follows_symbolic_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("elsewhere.png");
+    common::write_png(&outside, 3, 3, [200, 0, 0]);
+    common::write_png(&dir.path().join("data/positive/p.png"), 3, 3, [200, 0, 0]);
+    std::os::unix::fs::symlink(&outside, dir.path().join("data/positive/linked.png")).unwrap();
+    for i in 0..2 {
+        common::write_png(&dir.path().join(format!("data/negative/n{i}.png")), 3, 3, [0, 0, 200]);
+    }
+    let ds = data::load(&DataRequest { root: dir.path().join("data"), subset: Subset::Five, folds: FoldSource::Drawn { k: 2, seed: 0 } }).into_result().unwrap();
+    assert!(ds.items.iter().any(|it| it.name == "positive/linked.png"), "{:?}", ds.items.iter().map(|i| &i.name).collect::<Vec<_>>());
+    assert_eq!(ds.items.len(), 4);
+}

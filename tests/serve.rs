@@ -270,11 +270,21 @@ fn predict_reports_bad_files_and_scores_the_rest() {
     std::fs::write(images.join("a.jpg"), photo("hot_dog.jpg")).unwrap();
     std::fs::write(images.join("sub/b.png"), b"corrupt").unwrap();
     std::fs::write(images.join("notes.txt"), b"not an image, skipped in a directory").unwrap();
+    // A linked image is predicted like a copy.
+    std::os::unix::fs::symlink(images.join("a.jpg"), images.join("linked.jpg")).unwrap();
     let out = common::deepsent().args(["predict", "--oversample", "--format", "json", "--model"]).arg(&model).arg(&images).output().unwrap();
     assert!(!out.status.success(), "a bad file makes the exit status non-zero");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v["results"].as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{v}");
+    assert_eq!(rows.len(), 3, "{v}");
+    let linked = rows.iter().find(|r| r["path"].as_str().unwrap().ends_with("linked.jpg")).expect("the linked image");
+    assert!(linked["positive"].as_f64().is_some(), "{linked}");
+    // A folder without images is an error, not an empty success.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), b"no image here").unwrap();
+    let out = common::deepsent().args(["predict", "--model"]).arg(&model).arg(&empty).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no images"), "{}", String::from_utf8_lossy(&out.stderr));
     let good = rows.iter().find(|r| r["path"].as_str().unwrap().ends_with("a.jpg")).unwrap();
     assert!(good["positive"].as_f64().is_some() && good["positive_10crop"].as_f64().is_some(), "{good}");
     let bad = rows.iter().find(|r| r["path"].as_str().unwrap().ends_with("b.png")).unwrap();

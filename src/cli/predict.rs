@@ -88,7 +88,7 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            for entry in walkdir::WalkDir::new(p).sort_by_file_name() {
+            for entry in deepsent::data::image_files::walk(p) {
                 let entry = entry.with_context(|| format!("listing {}", p.display()))?;
                 if entry.file_type().is_file() && is_image_path(entry.path()) != ImageKind::NotImage {
                     files.push(entry.into_path());
@@ -98,6 +98,9 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             // A named file is always tried: if it is missing or not an image, its row says so.
             files.push(p.clone());
         }
+    }
+    if files.is_empty() {
+        anyhow::bail!("no images (.jpg, .png, .bmp) in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
     }
     Ok(files)
 }

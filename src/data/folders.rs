@@ -25,7 +25,7 @@ pub fn load_folders(root: &Path, problems: &mut Vec<Problem>) -> Vec<Item> {
             continue;
         }
         let mut found = 0;
-        for entry in walkdir::WalkDir::new(&dir).sort_by_file_name() {
+        for entry in super::image_files::walk(&dir) {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {

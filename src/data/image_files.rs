@@ -26,6 +26,13 @@ pub fn is_image_path(path: &Path) -> ImageKind {
     }
 }
 
+/// Every entry under `dir`, recursive, sorted by name, symbolic links
+/// followed (an image linked into a folder counts like a copy; a link loop is
+/// an error of the walk, named by walkdir).
+pub fn walk(dir: &Path) -> walkdir::IntoIter {
+    walkdir::WalkDir::new(dir).sort_by_file_name().follow_links(true).into_iter()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
