@@ -93,7 +93,8 @@ pub fn parse_ops(text: &str) -> Result<Vec<Op>, SurgeryError> {
         .filter(|s| !s.is_empty())
         .map(|s| {
             let parts: Vec<&str> = s.split(':').collect();
-            let num = |p: &str| p.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| SurgeryError::Syntax(s.into()));
+            // Bounded like a prototxt's num_output: no blob is sized from an absurd count.
+            let num = |p: &str| p.parse::<usize>().ok().filter(|&n| (1..=super::caffe::prototxt::MAX_OUTPUTS).contains(&n)).ok_or_else(|| SurgeryError::Syntax(s.into()));
             Ok(match parts[..] {
                 ["cut-after", l] => Op::CutAfter(l.into()),
                 ["replace", l, n] => Op::Replace { layer: l.into(), outputs: num(n)? },

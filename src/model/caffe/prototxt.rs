@@ -8,6 +8,10 @@ use super::text_format::{self, Field, Message, Pos, Value};
 use crate::model::spec::{InputSpec, LayerKind, LayerSpec, NetSpec, ParamMult, PoolMethod};
 use std::path::Path;
 
+/// The most outputs a layer may have (ImageNet heads have 1,000; 2^20 is far
+/// beyond any network and keeps one layer's weights under a few GB).
+pub const MAX_OUTPUTS: usize = 1 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{pos}: {message}")]
 pub struct PrototxtError {
@@ -71,6 +75,16 @@ impl Converter<'_> {
             Value::Number(s) => s.parse().or_else(|_| self.err(f.pos, format!("{}: {s:?} is not a valid number here", f.name))),
             other => self.err(f.pos, format!("{} must be a number, found {other:?}", f.name)),
         }
+    }
+
+    /// A layer's output count: at least 1, and at most `MAX_OUTPUTS`, checked
+    /// here so that no weight blob is sized from an absurd number.
+    fn outputs(&self, f: &Field) -> R<usize> {
+        let n: usize = self.number(f)?;
+        if n == 0 || n > MAX_OUTPUTS {
+            return self.err(f.pos, format!("num_output {n} must be between 1 and {MAX_OUTPUTS}"));
+        }
+        Ok(n)
     }
 
     fn uint(&self, m: &Message, name: &str, default: usize) -> R<usize> {
@@ -251,7 +265,7 @@ impl Converter<'_> {
                 }
                 let dil = self.uints(p, "dilation")?;
                 LayerKind::Convolution {
-                    num_output: self.number(n)?,
+                    num_output: self.outputs(n)?,
                     kernel,
                     stride: self.pair(p, "stride", "stride_h", "stride_w", 1, pos)?,
                     pad: [(pad[0], pad_end[0]), (pad[1], pad_end[1])],
@@ -274,7 +288,7 @@ impl Converter<'_> {
                 if self.uint(p, "axis", 1)? != 1 {
                     return self.err(pos, "InnerProduct on an axis other than 1 is not supported");
                 }
-                LayerKind::InnerProduct { num_output: self.number(n)?, bias: self.boolean(p, "bias_term", true)? }
+                LayerKind::InnerProduct { num_output: self.outputs(n)?, bias: self.boolean(p, "bias_term", true)? }
             }
             "ReLU" | "RELU" => LayerKind::ReLU { negative_slope: self.float(param("relu_param")?, "negative_slope", 0.0)?, max: None },
             "Clip" => {
@@ -404,6 +418,13 @@ mod tests {
         let bad_number = format!("{ok}\nlayer {{ name: \"c\" type: \"Convolution\" bottom: \"data\" top: \"c\"\n convolution_param {{ num_output: many kernel_size: 3 }} }}");
         let e = parse(&bad_number, "n").unwrap_err();
         assert_eq!(e.pos, Pos { line: 3, col: 22 }, "{e}");
+
+        // No output at all, or so many that one layer's weights would not fit in memory.
+        for n in ["0", "2000000000", "4294967296"] {
+            let text = bad_number.replace("many", n);
+            let e = parse(&text, "n").unwrap_err();
+            assert!(e.message.contains(&format!("num_output {n} must be between 1 and")) && e.pos.line == 3, "{e}");
+        }
 
         let e = parse("layer { name: \"a\" type: \"ReLU\" ", "n").unwrap_err();
         assert!(e.to_string().starts_with("n:1:"), "{e}");
