@@ -87,6 +87,10 @@ fn a_good_tiny_dataset_has_no_problems() {
     let dir = tempfile::tempdir().unwrap();
     tiny_twitter(dir.path(), GOOD_LABELS, "d.png 0\ne.png 1\n", "a.png 1\nb.png 0\nc.png 1\n");
     assert_eq!(problems_of(dir.path()), Vec::<String>::new());
+    // A byte-order mark (as Windows editors write) is not part of the first name.
+    let bom = tempfile::tempdir().unwrap();
+    tiny_twitter(bom.path(), &format!("\u{feff}{GOOD_LABELS}"), "\u{feff}d.png 0\ne.png 1\n", "a.png 1\nb.png 0\nc.png 1\n");
+    assert_eq!(problems_of(bom.path()), Vec::<String>::new());
 }
 
 #[test]

@@ -23,6 +23,8 @@ pub fn parse(file: &Path, text: &str) -> (Vec<Entry>, Vec<Problem>) {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
     let mut first_line_of: HashMap<String, usize> = HashMap::new();
+    // A byte-order mark (Windows editors write one) is not part of the first name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let content = raw.trim_end_matches('\r');
