@@ -88,6 +88,11 @@ pub struct CrossvalResults {
     /// fine-tuned network.
     #[serde(default)]
     pub unmoved_folds: Vec<usize>,
+    /// Folds where training changed the centre-crop test accuracy by at most
+    /// one image, whether or not the weights moved: there the run has not
+    /// shown what fine-tuning adds.
+    #[serde(default)]
+    pub unchanged_folds: Vec<usize>,
     /// Fine-tuned minus starting centre-crop test accuracy, paired by fold.
     #[serde(default)]
     pub paired_center: Option<PairedSummary>,
@@ -102,6 +107,7 @@ impl CrossvalResults {
     pub fn derive_flags(&mut self) {
         self.degenerate_folds = self.folds.iter().filter(|r| r.center.degenerate.is_some() || r.oversample.degenerate.is_some()).map(|r| r.fold).collect();
         self.unmoved_folds = self.folds.iter().filter(|r| unmoved(r)).map(|r| r.fold).collect();
+        self.unchanged_folds = self.folds.iter().filter(|r| same_answers(r)).map(|r| r.fold).collect();
         let pairs: Option<Vec<(f64, f64)>> = self.folds.iter().map(|r| r.acc_center_before.map(|b| (b, r.acc_center))).collect();
         self.paired_center = pairs.and_then(|p| paired(&p));
     }
@@ -125,9 +131,13 @@ pub const BARELY_MOVED: f64 = 1e-3;
 /// A fold whose test accuracy after training is within one image of before,
 /// and (where recorded) whose pretrained layers barely moved.
 fn unmoved(r: &FoldResult) -> bool {
-    let same_answers = r.acc_center_before.is_some_and(|before| (r.acc_center - before).abs() * r.center.images.max(1) as f64 <= 1.0 + 1e-9);
     let still = r.movement.is_empty() || largest_pretrained(&r.movement).is_none_or(|c| c < BARELY_MOVED);
-    same_answers && still
+    same_answers(r) && still
+}
+
+/// A fold whose centre-crop test accuracy after training is within one image of before.
+fn same_answers(r: &FoldResult) -> bool {
+    r.acc_center_before.is_some_and(|before| (r.acc_center - before).abs() * r.center.images.max(1) as f64 <= 1.0 + 1e-9)
 }
 
 pub struct Crossval<'a> {
@@ -175,6 +185,7 @@ impl Crossval<'_> {
             std_kind: "population (ddof 0) over folds".into(),
             degenerate_folds: Vec::new(),
             unmoved_folds: Vec::new(),
+            unchanged_folds: Vec::new(),
             paired_center: None,
             network: Some(NetworkSize::after(&self.backbone.spec, self.ops)?),
         };

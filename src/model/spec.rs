@@ -6,6 +6,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+/// The most outputs a layer may have (ImageNet heads have 1,000; 2^20 is far
+/// beyond any network and keeps one layer's weights under a few GB).
+pub const MAX_OUTPUTS: usize = 1 << 20;
+
 /// Learning-rate and weight-decay multipliers of one parameter blob (Caffe's `ParamSpec`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ParamMult {

@@ -20,6 +20,9 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     } else if 2 * r.unmoved_folds.len() > r.folds.len() {
         let _ = writeln!(s, "# Mostly not fine-tuned — the network did not move on {} of {} folds: cross-validation of {}\n", r.unmoved_folds.len(), r.folds.len(), c.backbone);
         let _ = writeln!(s, "On folds {:?} training changed the centre-crop test accuracy by at most one image: there the rows measure the starting point, not what fine-tuning adds.\n", r.unmoved_folds);
+    } else if 2 * r.unchanged_folds.len() > r.folds.len() {
+        let _ = writeln!(s, "# Not shown to be fine-tuned — test accuracy within one image of the start on {} of {} folds: cross-validation of {}\n", r.unchanged_folds.len(), r.folds.len(), c.backbone);
+        let _ = writeln!(s, "On folds {:?} training changed the centre-crop test accuracy by at most one image (the weights moved on some of them): there the rows measure the starting point, not what fine-tuning adds.\n", r.unchanged_folds);
     } else {
         let _ = writeln!(s, "# Fine-tuning by {}-fold cross-validation: {}\n", r.folds.len(), c.backbone);
     }

@@ -5,12 +5,8 @@
 //! Loss and accuracy layers are left out: deepsent adds its own loss.
 
 use super::text_format::{self, Field, Message, Pos, Value};
-use crate::model::spec::{InputSpec, LayerKind, LayerSpec, NetSpec, ParamMult, PoolMethod};
+use crate::model::spec::{InputSpec, MAX_OUTPUTS, LayerKind, LayerSpec, NetSpec, ParamMult, PoolMethod};
 use std::path::Path;
-
-/// The most outputs a layer may have (ImageNet heads have 1,000; 2^20 is far
-/// beyond any network and keeps one layer's weights under a few GB).
-pub const MAX_OUTPUTS: usize = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{pos}: {message}")]
