@@ -247,10 +247,16 @@ impl Net {
             LayerKind::InnerProduct { num_output, .. } => {
                 let [n, c, h, w] = x.dims();
                 let weight = params[0].clone().reshape([*num_output, c * h * w]);
-                let mut y = x.reshape([n, c * h * w]).matmul(weight.transpose());
-                if let Some(b) = params.get(1) {
-                    y = y + b.clone().reshape([1, *num_output]);
-                }
+                let x = x.reshape([n, c * h * w]);
+                let y = if burn_kernels() {
+                    let y = x.matmul(weight.transpose());
+                    match params.get(1) {
+                        Some(b) => y + b.clone().reshape([1, *num_output]),
+                        None => y,
+                    }
+                } else {
+                    super::kernels::inner_product(x, weight, params.get(1).cloned())
+                };
                 y.reshape([n, *num_output, 1, 1])
             }
             LayerKind::ReLU { negative_slope, max } => {
@@ -286,19 +292,12 @@ impl Net {
                 }
             }
             LayerKind::Lrn { local_size, alpha, beta, k } => {
-                // Mean of x² over a window of channels, as an average pool over
-                // the channel axis (zero padding counted, as Caffe's sum is
-                // over existing channels and divides by local_size).
-                let [n, c, h, w] = x.dims();
-                let sq = (x.clone() * x.clone()).reshape([n, 1, c, h * w]);
-                let half = (local_size - 1) / 2;
-                let mean = avg_pool2d(
-                    sq,
-                    AvgPoolOptions::new([*local_size, 1]).with_stride([1, 1]).with_padding([half, 0]).with_count_include_pad(true),
-                )
-                .reshape([n, c, h, w]);
-                let scale = mean.mul_scalar(*alpha).add_scalar(*k);
-                x / scale.powf_scalar(*beta)
+                let params = super::kernels::Lrn { size: *local_size, alpha: *alpha, beta: *beta, k: *k };
+                if burn_kernels() {
+                    lrn_in_burn(x, params)
+                } else {
+                    super::kernels::lrn(x, params)
+                }
             }
             LayerKind::Dropout { ratio } => match mode {
                 Mode::Test => x,
@@ -444,7 +443,20 @@ fn clipped_relu(y: Tensor<4>, relu_max: Option<f32>) -> Tensor<4> {
     }
 }
 
-/// `DEEPSENT_KERNELS=burn` runs convolution and max pooling on burn's own
+/// LRN in burn's tensor operations, its gradient by autodiff.
+fn lrn_in_burn(x: Tensor<4>, p: super::kernels::Lrn) -> Tensor<4> {
+    // Mean of x² over a window of channels, as an average pool over the
+    // channel axis (zero padding counted, as Caffe's sum is over existing
+    // channels and divides by local_size).
+    let [n, c, h, w] = x.dims();
+    let sq = (x.clone() * x.clone()).reshape([n, 1, c, h * w]);
+    let half = (p.size - 1) / 2;
+    let mean = avg_pool2d(sq, AvgPoolOptions::new([p.size, 1]).with_stride([1, 1]).with_padding([half, 0]).with_count_include_pad(true)).reshape([n, c, h, w]);
+    let scale = mean.mul_scalar(p.alpha).add_scalar(p.k);
+    x / scale.powf_scalar(p.beta)
+}
+
+/// `DEEPSENT_KERNELS=burn` runs convolution, inner products, LRN and max pooling on burn's own
 /// kernels instead of deepsent's (`src/model/kernels`): to compare them
 /// (`deepsent bench`), or to rule the kernels out when something looks wrong.
 fn burn_kernels() -> bool {

@@ -47,6 +47,8 @@ pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usi
             let loss = cross_entropy(out, &labels, &dev);
             let grads = loss.backward();
             let g: Vec<Vec<Option<Tensor<1>>>> = tracked.iter().map(|b| b.iter().map(|t| t.grad(&grads)).collect()).collect();
+            // As in training: the tracked copies go before the update, which then runs in place.
+            drop(tracked);
             sgd.step(&net.spec, &mut net.params, &g, 1e-6, &settings);
             let _ = to_f32s(&net.params.last().and_then(|b| b.first()).cloned().unwrap_or_else(|| net.params.iter().flatten().next().unwrap().clone()));
         } else {

@@ -16,6 +16,7 @@
 //! from the top (`layer_decay`), frozen bottom layers, L2-SP, weight averaging
 //! over the last epochs (SWA), and stronger augmentation.
 
+use crate::model::kernels::{self, sgd};
 use crate::model::net::Params;
 use crate::model::NetSpec;
 use burn::prelude::*;
@@ -260,23 +261,25 @@ impl Sgd {
     /// e.g. frozen layers) at learning rate `lr`.
     pub fn step(&mut self, spec: &NetSpec, params: &mut Params, grads: &[Vec<Option<Tensor<1>>>], lr: f64, s: &SolverSettings) {
         for (l, layer) in spec.layers.iter().enumerate() {
-            for b in 0..params[l].len() {
-                let Some(g) = &grads[l][b] else { continue };
-                let mult = layer.param_mult(b);
-                let rate = lr * mult.lr_mult as f64 * self.layer_rates[l];
-                let decay = s.weight_decay * mult.decay_mult as f64;
-                let w = params[l][b].clone();
-                let mut diff = g.clone();
-                if decay != 0.0 {
-                    let pull = match &self.anchor[l] {
-                        Some(anchor) => w.clone() - anchor[b].clone(),
-                        None => w.clone(),
-                    };
-                    diff = diff + pull.mul_scalar(decay);
-                }
-                let h = self.history[l][b].clone().mul_scalar(s.momentum) + diff.mul_scalar(rate);
-                params[l][b] = w - h.clone();
-                self.history[l][b] = h;
+            // Owned, so that the update runs in place when nothing else holds them.
+            let weights = std::mem::take(&mut params[l]);
+            let history = std::mem::take(&mut self.history[l]);
+            for (b, (w, h)) in weights.into_iter().zip(history).enumerate() {
+                let (w, h) = match &grads[l][b] {
+                    None => (w, h),
+                    Some(g) => {
+                        let mult = layer.param_mult(b);
+                        let update = sgd::Update {
+                            rate: (lr * mult.lr_mult as f64 * self.layer_rates[l]) as f32,
+                            decay: (s.weight_decay * mult.decay_mult as f64) as f32,
+                            momentum: s.momentum as f32,
+                        };
+                        let anchor = self.anchor[l].as_ref().map(|a| &a[b]);
+                        kernels::sgd_step(w, h, g, anchor, update)
+                    }
+                };
+                params[l].push(w);
+                self.history[l].push(h);
             }
         }
     }

@@ -5,7 +5,7 @@
 //! burn's own operations and their gradients.
 
 use super::conv::{self, Geometry};
-use super::{affine, pool};
+use super::{affine, inner_product, lrn, pool, sgd};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -16,6 +16,15 @@ use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
 use burn::tensor::{DType, IntDType, Shape, TensorData};
+
+/// An LRN layer's parameters: window `size` (odd), α, β and k.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lrn {
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub k: f32,
+}
 
 /// A 2-D convolution with an explicit bias (zeros for a layer without one:
 /// its gradient is then never asked for) and its gradients; max pooling
@@ -50,6 +59,38 @@ pub trait Kernels: Backend {
     /// (`du`): x's (when `want_x`), a's and b's.
     fn deepsent_channel_affine_backward(x: FloatTensor<Self>, a: FloatTensor<Self>, du: FloatTensor<Self>, want_x: bool) -> (Option<FloatTensor<Self>>, FloatTensor<Self>, FloatTensor<Self>) {
         burn_ops::channel_affine_backward::<Self>(x, a, du, want_x)
+    }
+    /// A fully connected layer: `x (N × K) · weightᵀ (K × O) + bias (O)`.
+    fn deepsent_inner_product(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        burn_ops::inner_product::<Self>(x, weight, bias)
+    }
+    /// `dy (N × O) · weight (O × K)`.
+    fn deepsent_inner_product_x_grad(weight: FloatTensor<Self>, output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        burn_ops::inner_product_x_grad::<Self>(weight, output_grad)
+    }
+    /// `dyᵀ (O × N) · x (N × K)`.
+    fn deepsent_inner_product_weight_grad(x: FloatTensor<Self>, output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        burn_ops::inner_product_weight_grad::<Self>(x, output_grad)
+    }
+    /// `Σ_n dy[n]`.
+    fn deepsent_inner_product_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        burn_ops::inner_product_bias_grad::<Self>(output_grad)
+    }
+    /// Caffe's LRN across channels (odd `size`) on N × C × H × W.
+    fn deepsent_lrn(x: FloatTensor<Self>, lrn: Lrn) -> FloatTensor<Self> {
+        burn_ops::lrn::<Self>(x, lrn)
+    }
+    fn deepsent_lrn_x_grad(x: FloatTensor<Self>, output_grad: FloatTensor<Self>, lrn: Lrn) -> FloatTensor<Self> {
+        burn_ops::lrn_x_grad::<Self>(x, output_grad, lrn)
+    }
+    /// One SGD update of a parameter blob `w` with momentum history `h` (see
+    /// [`sgd`]), weight decay toward zero: the new `(w, h)`.
+    fn deepsent_sgd_step(w: FloatTensor<Self>, h: FloatTensor<Self>, g: FloatTensor<Self>, update: sgd::Update) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        burn_ops::sgd_step::<Self>(w, h, g, None, update)
+    }
+    /// The same with weight decay toward `anchor` (L2-SP).
+    fn deepsent_sgd_step_to(w: FloatTensor<Self>, h: FloatTensor<Self>, g: FloatTensor<Self>, anchor: FloatTensor<Self>, update: sgd::Update) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        burn_ops::sgd_step::<Self>(w, h, g, Some(anchor), update)
     }
     fn deepsent_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FloatTensor<Self> {
         Self::max_pool2d(x, kernel, stride, padding, [1, 1], ceil)
@@ -108,6 +149,68 @@ mod burn_ops {
         activation::<B>(B::float_add(B::float_mul(x, as_channels::<B>(a)), as_channels::<B>(b)), relu_max)
     }
 
+    pub fn inner_product<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
+        let o = bias.shape()[0];
+        B::float_add(B::float_matmul(x, B::float_transpose(weight)), B::float_reshape(bias, Shape::new([1, o])))
+    }
+
+    pub fn inner_product_x_grad<B: Backend>(weight: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_matmul(dy, weight)
+    }
+
+    pub fn inner_product_weight_grad<B: Backend>(x: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_matmul(B::float_transpose(dy), x)
+    }
+
+    pub fn inner_product_bias_grad<B: Backend>(dy: FloatTensor<B>) -> FloatTensor<B> {
+        let o = dy.shape()[1];
+        B::float_reshape(B::float_sum_dim(dy, 0), Shape::new([o]))
+    }
+
+    pub fn sgd_step<B: Backend>(w: FloatTensor<B>, h: FloatTensor<B>, g: FloatTensor<B>, anchor: Option<FloatTensor<B>>, u: sgd::Update) -> (FloatTensor<B>, FloatTensor<B>) {
+        let diff = if u.decay != 0.0 {
+            let pull = match anchor {
+                Some(a) => B::float_sub(w.clone(), a),
+                None => w.clone(),
+            };
+            B::float_add(g, B::float_mul_scalar(pull, u.decay.into()))
+        } else {
+            g
+        };
+        let h = B::float_add(B::float_mul_scalar(h, u.momentum.into()), B::float_mul_scalar(diff, u.rate.into()));
+        (B::float_sub(w, h.clone()), h)
+    }
+
+    /// `Σ` over each channel's window of an N × C × H × W tensor, as `size` ×
+    /// an average pool over the channel axis (zero padding counted).
+    fn channel_window_sum<B: Backend>(t: FloatTensor<B>, size: usize) -> FloatTensor<B> {
+        let [n, c, h, w] = t.shape().dims();
+        let t = B::float_reshape(t, Shape::new([n, 1, c, h * w]));
+        let mean = B::avg_pool2d(t, [size, 1], [1, 1], [size / 2, 0], true, false);
+        B::float_mul_scalar(B::float_reshape(mean, Shape::new([n, c, h, w])), (size as f32).into())
+    }
+
+    /// `s = k + α/n · Σ_window x²`.
+    fn lrn_scale<B: Backend>(x: FloatTensor<B>, lrn: Lrn) -> FloatTensor<B> {
+        let sum = channel_window_sum::<B>(B::float_mul(x.clone(), x), lrn.size);
+        B::float_add_scalar(B::float_mul_scalar(sum, (lrn.alpha / lrn.size as f32).into()), lrn.k.into())
+    }
+
+    pub fn lrn<B: Backend>(x: FloatTensor<B>, lrn: Lrn) -> FloatTensor<B> {
+        let s = lrn_scale::<B>(x.clone(), lrn);
+        B::float_mul(x, B::float_powf_scalar(s, (-lrn.beta).into()))
+    }
+
+    /// `dx = dy · s^−β − (2αβ/n) · x · Σ_window (dy · x · s^−β / s)`.
+    pub fn lrn_x_grad<B: Backend>(x: FloatTensor<B>, dy: FloatTensor<B>, lrn: Lrn) -> FloatTensor<B> {
+        let s = lrn_scale::<B>(x.clone(), lrn);
+        let pow = B::float_powf_scalar(s.clone(), (-lrn.beta).into());
+        let ratio = B::float_div(B::float_mul(B::float_mul(dy.clone(), x.clone()), pow.clone()), s);
+        let spread = B::float_mul(x, channel_window_sum::<B>(ratio, lrn.size));
+        let coeff = 2.0 * lrn.alpha * lrn.beta / lrn.size as f32;
+        B::float_sub(B::float_mul(dy, pow), B::float_mul_scalar(spread, coeff.into()))
+    }
+
     pub fn channel_affine_backward<B: Backend>(x: FloatTensor<B>, a: FloatTensor<B>, du: FloatTensor<B>, want_x: bool) -> (Option<FloatTensor<B>>, FloatTensor<B>, FloatTensor<B>) {
         let dx = want_x.then(|| B::float_mul(du.clone(), as_channels::<B>(a)));
         let da = per_channel_sum::<B>(B::float_mul(du.clone(), x));
@@ -126,6 +229,14 @@ fn pool_geometry(x: &Shape, kernel: [usize; 2], stride: [usize; 2], padding: [us
         out_height: pool::Geometry::output_size(x[2], kernel[0], stride[0], padding[0], ceil),
         out_width: pool::Geometry::output_size(x[3], kernel[1], stride[1], padding[1], ceil),
     }
+}
+
+fn fc_geometry(x: &FlexTensor, weight: &FlexTensor) -> inner_product::Geometry {
+    inner_product::Geometry { batch: x.shape()[0], inputs: x.shape()[1], outputs: weight.shape()[0] }
+}
+
+fn lrn_geometry(x: &Shape, p: Lrn) -> lrn::Geometry {
+    lrn::Geometry { batch: x[0], channels: x[1], plane: x[2] * x[3], size: p.size, alpha: p.alpha, beta: p.beta, k: p.k }
 }
 
 /// The geometry of a convolution from its operands' shapes.
@@ -157,6 +268,26 @@ fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
+fn flex_sgd_step(w: FlexTensor, h: FlexTensor, g: FlexTensor, anchor: Option<FlexTensor>, update: sgd::Update) -> (FlexTensor, FlexTensor) {
+    if !ours(&[&w, &h, &g]) || anchor.as_ref().is_some_and(|a| !ours(&[a])) {
+        return burn_ops::sgd_step::<Flex>(w, h, g, anchor, update);
+    }
+    // In place where w and h are dense and not shared (storage_mut copies a shared one).
+    let (mut w, mut h) = (dense(w), dense(h));
+    let anchor = anchor.as_ref().map(values);
+    sgd::step(update, w.storage_mut::<f32>(), h.storage_mut::<f32>(), &values(&g), anchor.as_deref());
+    (w, h)
+}
+
+/// The tensor itself when its storage is exactly its values in order, else a contiguous copy.
+fn dense(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() && t.layout().start_offset() == 0 && t.storage::<f32>().len() == t.shape().num_elements() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
 fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
@@ -182,8 +313,7 @@ impl Kernels for Flex {
             return burn_ops::relu_backward::<Flex>(output, output_grad, max);
         }
         // In place when the gradient is a dense tensor of its own (it usually is).
-        let dense = |t: &FlexTensor| t.is_contiguous() && t.layout().start_offset() == 0 && t.storage::<f32>().len() == t.shape().num_elements();
-        let mut grad = if dense(&output_grad) { output_grad } else { output_grad.to_contiguous() };
+        let mut grad = dense(output_grad);
         conv::relu_backward(&values(&output), max, grad.storage_mut::<f32>());
         grad
     }
@@ -241,8 +371,84 @@ impl Kernels for Flex {
         (dx.map(|d| tensor(d, shape.to_vec())), tensor(da, vec![c]), tensor(db, vec![c]))
     }
 
+    fn deepsent_inner_product(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        if !ours(&[&x, &weight, &bias]) {
+            return burn_ops::inner_product::<Flex>(x, weight, bias);
+        }
+        let g = fc_geometry(&x, &weight);
+        let mut y = vec![0.0f32; g.batch * g.outputs];
+        inner_product::forward(&g, &values(&x), &values(&weight), Some(&values(&bias)), &mut y);
+        tensor(y, vec![g.batch, g.outputs])
+    }
+
+    fn deepsent_inner_product_x_grad(weight: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+        if !ours(&[&weight, &output_grad]) {
+            return burn_ops::inner_product_x_grad::<Flex>(weight, output_grad);
+        }
+        let g = inner_product::Geometry { batch: output_grad.shape()[0], inputs: weight.shape()[1], outputs: weight.shape()[0] };
+        let mut dx = vec![0.0f32; g.batch * g.inputs];
+        inner_product::input_grad(&g, &values(&weight), &values(&output_grad), &mut dx);
+        tensor(dx, vec![g.batch, g.inputs])
+    }
+
+    fn deepsent_inner_product_weight_grad(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+        if !ours(&[&x, &output_grad]) {
+            return burn_ops::inner_product_weight_grad::<Flex>(x, output_grad);
+        }
+        let g = inner_product::Geometry { batch: x.shape()[0], inputs: x.shape()[1], outputs: output_grad.shape()[1] };
+        let mut dw = vec![0.0f32; g.outputs * g.inputs];
+        inner_product::weight_grad(&g, &values(&x), &values(&output_grad), &mut dw);
+        tensor(dw, vec![g.outputs, g.inputs])
+    }
+
+    fn deepsent_inner_product_bias_grad(output_grad: FlexTensor) -> FlexTensor {
+        let [n, o] = output_grad.shape().dims();
+        if !ours(&[&output_grad]) {
+            return burn_ops::inner_product_bias_grad::<Flex>(output_grad);
+        }
+        let g = inner_product::Geometry { batch: n, inputs: 0, outputs: o };
+        let mut db = vec![0.0f32; o];
+        inner_product::bias_grad(&g, &values(&output_grad), &mut db);
+        tensor(db, vec![o])
+    }
+
+    fn deepsent_lrn(x: FlexTensor, params: Lrn) -> FlexTensor {
+        if !ours(&[&x]) {
+            return burn_ops::lrn::<Flex>(x, params);
+        }
+        let shape = x.shape();
+        let mut y = vec![0.0f32; shape.num_elements()];
+        lrn::forward(&lrn_geometry(&shape, params), &values(&x), &mut y);
+        tensor(y, shape.to_vec())
+    }
+
+    fn deepsent_lrn_x_grad(x: FlexTensor, output_grad: FlexTensor, params: Lrn) -> FlexTensor {
+        if !ours(&[&x, &output_grad]) {
+            return burn_ops::lrn_x_grad::<Flex>(x, output_grad, params);
+        }
+        let shape = x.shape();
+        let mut dx = vec![0.0f32; shape.num_elements()];
+        lrn::input_grad(&lrn_geometry(&shape, params), &values(&x), &values(&output_grad), &mut dx);
+        tensor(dx, shape.to_vec())
+    }
+
+    fn deepsent_sgd_step(w: FlexTensor, h: FlexTensor, g: FlexTensor, update: sgd::Update) -> (FlexTensor, FlexTensor) {
+        flex_sgd_step(w, h, g, None, update)
+    }
+
+    fn deepsent_sgd_step_to(w: FlexTensor, h: FlexTensor, g: FlexTensor, anchor: FlexTensor, update: sgd::Update) -> (FlexTensor, FlexTensor) {
+        flex_sgd_step(w, h, g, Some(anchor), update)
+    }
+
     fn deepsent_max_pool2d(x: FlexTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> FlexTensor {
-        Self::deepsent_max_pool2d_with_indices(x, kernel, stride, padding, ceil).0
+        if !ours(&[&x]) {
+            return Flex::max_pool2d(x, kernel, stride, padding, [1, 1], ceil);
+        }
+        let shape = x.shape();
+        let g = pool_geometry(&shape, kernel, stride, padding, ceil);
+        let mut out = vec![0.0f32; g.planes * g.out_height * g.out_width];
+        pool::forward(&g, &values(&x), &mut out, None);
+        tensor(out, vec![shape[0], shape[1], g.out_height, g.out_width])
     }
 
     fn deepsent_max_pool2d_with_indices(x: FlexTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> (FlexTensor, FlexTensor) {
@@ -254,7 +460,7 @@ impl Kernels for Flex {
         let g = pool_geometry(&shape, kernel, stride, padding, ceil);
         let mut out = vec![0.0f32; g.planes * g.out_height * g.out_width];
         let mut argmax = vec![0i32; out.len()];
-        pool::forward(&g, &values(&x), &mut out, &mut argmax);
+        pool::forward(&g, &values(&x), &mut out, Some(&mut argmax));
         let dims = vec![shape[0], shape[1], g.out_height, g.out_width];
         (tensor(out, dims.clone()), FlexTensor::from_data(TensorData::new(argmax, dims)))
     }
@@ -348,6 +554,47 @@ impl<B: Backend + Kernels> Backward<B, 3> for ChannelAffineBackward {
     }
 }
 
+#[derive(Debug)]
+struct InnerProductBackward;
+
+impl<B: Backend + Kernels> Backward<B, 3> for InnerProductBackward {
+    type State = (NodeId, NodeId);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::deepsent_inner_product_x_grad(weight, grad.clone()));
+        }
+        if let Some(node) = node_weight {
+            grads.register::<B>(node.id, B::deepsent_inner_product_weight_grad(x, grad.clone()));
+        }
+        if let Some(node) = node_bias {
+            grads.register::<B>(node.id, B::deepsent_inner_product_bias_grad(grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LrnBackward;
+
+impl<B: Backend + Kernels> Backward<B, 1> for LrnBackward {
+    type State = (NodeId, Lrn);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, params) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::deepsent_lrn_x_grad(x, grad, params));
+        }
+    }
+}
+
 impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     fn deepsent_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<Self> {
         match Conv2dBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
@@ -384,5 +631,100 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(B::deepsent_channel_affine(x.into_primitive(), a.into_primitive(), b.into_primitive(), relu_max)),
         }
+    }
+
+    fn deepsent_inner_product(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        match InnerProductBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                prep.finish((x_state, weight_state), B::deepsent_inner_product(x.into_primitive(), weight.into_primitive(), bias.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::deepsent_inner_product(x.into_primitive(), weight.into_primitive(), bias.into_primitive())),
+        }
+    }
+
+    fn deepsent_lrn(x: FloatTensor<Self>, params: Lrn) -> FloatTensor<Self> {
+        match LrnBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                prep.finish((x_state, params), B::deepsent_lrn(x.into_primitive(), params))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::deepsent_lrn(x.into_primitive(), params)),
+        }
+    }
+}
+
+/// deepsent's CPU kernels against the same operations written in burn's
+/// (the trait's default bodies, which other backends run).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+        tensor(values, shape)
+    }
+
+    fn data(t: FlexTensor) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().expect("f32")
+    }
+
+    fn random(len: usize, seed: u32) -> Vec<f32> {
+        (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed.wrapping_mul(40503)) >> 8) as f32 / (1u32 << 24) as f32) * 2.0 - 1.0).collect()
+    }
+
+    fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}[{i}]: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn sgd_step_is_the_tensor_expression_bit_for_bit() {
+        let n = 50_000;
+        let update = sgd::Update { rate: 0.01, decay: 5e-4, momentum: 0.9 };
+        let (w, h, g, a) = (random(n, 1), random(n, 2), random(n, 3), random(n, 4));
+        for anchor in [None, Some(a)] {
+            let t = |v: &Vec<f32>| flex(v.clone(), vec![n]);
+            let (w1, h1) = match &anchor {
+                None => Flex::deepsent_sgd_step(t(&w), t(&h), t(&g), update),
+                Some(a) => Flex::deepsent_sgd_step_to(t(&w), t(&h), t(&g), t(a), update),
+            };
+            let (w2, h2) = burn_ops::sgd_step::<Flex>(t(&w), t(&h), t(&g), anchor.as_ref().map(t), update);
+            assert_eq!(data(w1), data(w2));
+            assert_eq!(data(h1), data(h2));
+        }
+    }
+
+    #[test]
+    fn lrn_and_inner_product_match_burns_operations() {
+        let (n, c, hw) = (2, 7, [3, 4]);
+        let len = n * c * hw[0] * hw[1];
+        let shape = vec![n, c, hw[0], hw[1]];
+        let (x, dy) = (random(len, 5), random(len, 6));
+        let params = Lrn { size: 5, alpha: 1e-1, beta: 0.75, k: 2.0 };
+        let ours = data(Flex::deepsent_lrn(flex(x.clone(), shape.clone()), params));
+        let theirs = data(burn_ops::lrn::<Flex>(flex(x.clone(), shape.clone()), params));
+        close("lrn", &ours, &theirs, 1e-6);
+        let ours = data(Flex::deepsent_lrn_x_grad(flex(x.clone(), shape.clone()), flex(dy.clone(), shape.clone()), params));
+        let theirs = data(burn_ops::lrn_x_grad::<Flex>(flex(x.clone(), shape.clone()), flex(dy.clone(), shape.clone()), params));
+        close("lrn gradient", &ours, &theirs, 1e-5);
+
+        let (batch, inputs, outputs) = (3, 40, 9);
+        let (x, w, b, dy) = (random(batch * inputs, 7), random(outputs * inputs, 8), random(outputs, 9), random(batch * outputs, 10));
+        let t = |v: &Vec<f32>, s: Vec<usize>| flex(v.clone(), s);
+        let ours = data(Flex::deepsent_inner_product(t(&x, vec![batch, inputs]), t(&w, vec![outputs, inputs]), t(&b, vec![outputs])));
+        let theirs = data(burn_ops::inner_product::<Flex>(t(&x, vec![batch, inputs]), t(&w, vec![outputs, inputs]), t(&b, vec![outputs])));
+        close("inner product", &ours, &theirs, 1e-5);
+        let ours = data(Flex::deepsent_inner_product_x_grad(t(&w, vec![outputs, inputs]), t(&dy, vec![batch, outputs])));
+        let theirs = data(burn_ops::inner_product_x_grad::<Flex>(t(&w, vec![outputs, inputs]), t(&dy, vec![batch, outputs])));
+        close("inner product x gradient", &ours, &theirs, 1e-5);
+        let ours = data(Flex::deepsent_inner_product_weight_grad(t(&x, vec![batch, inputs]), t(&dy, vec![batch, outputs])));
+        let theirs = data(burn_ops::inner_product_weight_grad::<Flex>(t(&x, vec![batch, inputs]), t(&dy, vec![batch, outputs])));
+        close("inner product weight gradient", &ours, &theirs, 1e-5);
+        let ours = data(Flex::deepsent_inner_product_bias_grad(t(&dy, vec![batch, outputs])));
+        let theirs = data(burn_ops::inner_product_bias_grad::<Flex>(t(&dy, vec![batch, outputs])));
+        close("inner product bias gradient", &ours, &theirs, 1e-6);
     }
 }

@@ -1,15 +1,22 @@
 //! deepsent's own CPU kernels where burn's are slow (measured by `deepsent
-//! bench --profile`): convolution with both gradients ([`conv`]), max
-//! pooling ([`pool`]) and per-channel affine maps with their ReLU ([`affine`]), plugged into burn as a backend extension
+//! bench --profile`): convolution with both gradients ([`conv`]), fully
+//! connected layers ([`inner_product`]), LRN ([`lrn`]), max pooling
+//! ([`pool`]), per-channel affine maps with their ReLU ([`affine`]) and the
+//! SGD update ([`sgd`]),
+//! plugged into burn as a backend extension
 //! ([`backend`]), so training and inference on the CPU use them and other
 //! backends keep burn's operations.
 
 pub mod affine;
 mod backend;
 pub mod conv;
+mod gemm;
+pub mod inner_product;
+pub mod lrn;
 pub mod pool;
+pub mod sgd;
 
-pub use backend::Kernels;
+pub use backend::{Kernels, Lrn};
 use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
@@ -32,4 +39,26 @@ pub fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], stride: [usize; 2], padding:
 /// with fixed statistics, a Scale and a ReLU clipped at `relu_max`, in one pass.
 pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>, relu_max: Option<f32>) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_channel_affine(x.into_dispatch(), a.into_dispatch(), b.into_dispatch(), relu_max))
+}
+
+/// A fully connected layer, `x (N × K) · weightᵀ + bias`, weight O × K (Caffe's layout).
+pub fn inner_product(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &weight.device()));
+    Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_inner_product(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+}
+
+/// Caffe's LRN across channels.
+pub fn lrn(x: Tensor<4>, params: Lrn) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_lrn(x.into_dispatch(), params))
+}
+
+/// One SGD update of `w` and its momentum history `h` from the gradient `g`
+/// (see [`sgd`]), in place where neither is shared.
+pub fn sgd_step(w: Tensor<1>, h: Tensor<1>, g: &Tensor<1>, anchor: Option<&Tensor<1>>, update: sgd::Update) -> (Tensor<1>, Tensor<1>) {
+    let (w, h, g) = (w.into_dispatch(), h.into_dispatch(), g.clone().into_dispatch());
+    let (w, h) = match anchor {
+        None => <Dispatch as Kernels>::deepsent_sgd_step(w, h, g, update),
+        Some(a) => <Dispatch as Kernels>::deepsent_sgd_step_to(w, h, g, a.clone().into_dispatch(), update),
+    };
+    (Tensor::from_dispatch(w), Tensor::from_dispatch(h))
 }

@@ -51,47 +51,87 @@ impl Geometry {
     }
 }
 
-/// Forward: the maximum of each window into `out`, its index within the input
-/// plane into `argmax` (the first maximum in row-major order; NaN is never
-/// taken, as in Caffe).
-pub fn forward(g: &Geometry, x: &[f32], out: &mut [f32], argmax: &mut [i32]) {
+/// Forward: the maximum of each window into `out` and, when asked, its index
+/// within the input plane into `argmax` (the first maximum in row-major
+/// order; NaN is never taken, as in Caffe). Inference asks for no indices.
+pub fn forward(g: &Geometry, x: &[f32], out: &mut [f32], argmax: Option<&mut [i32]>) {
     assert_eq!(x.len(), g.planes * g.plane());
     assert_eq!(out.len(), g.planes * g.out_plane());
-    assert_eq!(argmax.len(), out.len());
-    // For each kernel column: the outputs whose tap falls inside the row.
-    let columns: Vec<(usize, usize)> = (0..g.kernel[1]).map(|kj| valid_outputs(kj, g.stride[1], g.pad[1], g.width, g.out_width)).collect();
+    match argmax {
+        Some(argmax) => {
+            assert_eq!(argmax.len(), out.len());
+            out.par_chunks_mut(g.out_plane())
+                .zip(argmax.par_chunks_mut(g.out_plane()))
+                .zip(x.par_chunks(g.plane()))
+                .for_each_init(|| Rows::new(g), |rows, ((y, arg), src)| plane_forward::<true>(g, rows, src, y, arg));
+        }
+        None => out
+            .par_chunks_mut(g.out_plane())
+            .zip(x.par_chunks(g.plane()))
+            .for_each_init(|| Rows::new(g), |rows, (y, src)| plane_forward::<false>(g, rows, src, y, &mut [])),
+    }
+}
+
+/// One input row, padded with −∞ on both sides (padding never wins) and
+/// split by column phase modulo the stride, so that every kernel column reads
+/// a contiguous run: column `kj` of output `ox` is `phase[kj % s][ox + kj / s]`.
+struct Rows {
+    padded: Vec<f32>,
+    phases: Vec<Vec<f32>>,
+}
+
+impl Rows {
+    fn new(g: &Geometry) -> Rows {
+        let s = g.stride[1];
+        // Wide enough for the last window, also when it hangs over the end (ceil).
+        let len = ((g.out_width - 1) * s + g.kernel[1]).max(g.width + g.pad[1]);
+        Rows { padded: vec![f32::NEG_INFINITY; len], phases: (0..s).map(|p| vec![f32::NEG_INFINITY; (len - p).div_ceil(s)]).collect() }
+    }
+
+    fn load(&mut self, g: &Geometry, row: &[f32]) {
+        self.padded[g.pad[1]..g.pad[1] + g.width].copy_from_slice(row);
+        let s = g.stride[1];
+        for (p, phase) in self.phases.iter_mut().enumerate() {
+            for (d, v) in phase.iter_mut().zip(self.padded[p..].iter().step_by(s)) {
+                *d = *v;
+            }
+        }
+    }
+}
+
+/// One plane: window rows, then kernel columns, then outputs, the inner loop
+/// a branch-free select over contiguous values, so that it vectorises.
+fn plane_forward<const INDEX: bool>(g: &Geometry, rows: &mut Rows, src: &[f32], y: &mut [f32], arg: &mut [i32]) {
     let (s, ow) = (g.stride[1], g.out_width);
-    out.par_chunks_mut(g.out_plane()).zip(argmax.par_chunks_mut(g.out_plane())).zip(x.par_chunks(g.plane())).for_each(|((y, arg), src)| {
-        for oy in 0..g.out_height {
-            let best = &mut y[oy * ow..(oy + 1) * ow];
-            let at = &mut arg[oy * ow..(oy + 1) * ow];
-            best.fill(f32::NEG_INFINITY);
-            let (y0, y1) = Geometry::window(oy, g.kernel[0], g.stride[0], g.pad[0], g.height);
+    for oy in 0..g.out_height {
+        let best = &mut y[oy * ow..(oy + 1) * ow];
+        best.fill(f32::NEG_INFINITY);
+        let (y0, y1) = Geometry::window(oy, g.kernel[0], g.stride[0], g.pad[0], g.height);
+        let mut at: &mut [i32] = &mut [];
+        if INDEX {
+            at = &mut arg[oy * ow..(oy + 1) * ow];
             at.fill((y0 * g.width) as i32);
-            // Window rows, then kernel columns, then outputs: the inner loop
-            // runs along the row with no branch (a select), so it vectorises.
-            for iy in y0..y1 {
-                let row = &src[iy * g.width..(iy + 1) * g.width];
-                for (kj, &(lo, hi)) in columns.iter().enumerate() {
-                    for ox in lo..hi {
-                        let ix = ox * s + kj - g.pad[1];
-                        let v = row[ix];
-                        let take = v > best[ox];
-                        best[ox] = if take { v } else { best[ox] };
-                        at[ox] = if take { (iy * g.width + ix) as i32 } else { at[ox] };
+        }
+        for iy in y0..y1 {
+            rows.load(g, &src[iy * g.width..(iy + 1) * g.width]);
+            for kj in 0..g.kernel[1] {
+                let run = &rows.phases[kj % s][kj / s..kj / s + ow];
+                if INDEX {
+                    // The input index of output 0's tap; −∞ padding is never taken.
+                    let base = (iy * g.width + kj) as i32 - g.pad[1] as i32;
+                    for (ox, ((b, a), &v)) in best.iter_mut().zip(at.iter_mut()).zip(run).enumerate() {
+                        let take = v > *b;
+                        *b = if take { v } else { *b };
+                        *a = if take { base + (ox * s) as i32 } else { *a };
+                    }
+                } else {
+                    for (b, &v) in best.iter_mut().zip(run) {
+                        *b = if v > *b { v } else { *b };
                     }
                 }
             }
         }
-    });
-}
-
-/// The outputs `lo..hi` whose window column `k` lies inside `0..size`.
-fn valid_outputs(k: usize, stride: usize, pad: usize, size: usize, out: usize) -> (usize, usize) {
-    let lo = pad.saturating_sub(k).div_ceil(stride);
-    // o·stride + k − pad ≤ size − 1
-    let hi = if size + pad < k + 1 { 0 } else { ((size - 1 + pad - k) / stride + 1).min(out) };
-    (lo.min(hi), hi)
+    }
 }
 
 /// Backward: `dx` (zeroed here) receives each output's gradient at its maximum.
@@ -135,7 +175,7 @@ mod tests {
         let g = Geometry { planes: 1, height: 4, width: 4, kernel: [3, 3], stride: [2, 2], pad: [0, 0], out_height: 2, out_width: 2 };
         let mut y = [0.0; 4];
         let mut arg = [0; 4];
-        forward(&g, &x, &mut y, &mut arg);
+        forward(&g, &x, &mut y, Some(&mut arg));
         assert_eq!(y, [9.0, 6.0, 8.0, 8.0]);
         assert_eq!(arg, [5, 11, 14, 14]);
         let mut dx = [f32::NAN; 16];
@@ -153,7 +193,59 @@ mod tests {
         let g = Geometry { planes: 1, height: 2, width: 2, kernel: [2, 2], stride: [1, 1], pad: [1, 1], out_height: 3, out_width: 3 };
         let mut y = [0.0; 9];
         let mut arg = [0; 9];
-        forward(&g, &x, &mut y, &mut arg);
+        forward(&g, &x, &mut y, Some(&mut arg));
         assert_eq!(y, [-5.0, -5.0, -6.0, -5.0, -5.0, -6.0, -7.0, -7.0, -8.0]);
+    }
+
+    /// The definition, window by window: the first maximum in row-major
+    /// order, padding and the ceil overhang skipped.
+    fn reference(g: &Geometry, x: &[f32]) -> (Vec<f32>, Vec<i32>) {
+        let (mut y, mut arg) = (Vec::new(), Vec::new());
+        for plane in x.chunks(g.plane()) {
+            for oy in 0..g.out_height {
+                for ox in 0..g.out_width {
+                    let (y0, y1) = Geometry::window(oy, g.kernel[0], g.stride[0], g.pad[0], g.height);
+                    let (x0, x1) = Geometry::window(ox, g.kernel[1], g.stride[1], g.pad[1], g.width);
+                    let (mut best, mut at) = (f32::NEG_INFINITY, (y0 * g.width) as i32);
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            if plane[iy * g.width + ix] > best {
+                                best = plane[iy * g.width + ix];
+                                at = (iy * g.width + ix) as i32;
+                            }
+                        }
+                    }
+                    y.push(best);
+                    arg.push(at);
+                }
+            }
+        }
+        (y, arg)
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        // SqueezeNet's 3/2 with ceil, CaffeNet's 3/2, padded 3/1, 2/2 padded
+        // with ceil, a 3-stride, a non-square window; ties from rounding.
+        for (h, w, kernel, stride, pad, ceil) in [
+            (11, 11, [3, 3], [2, 2], [0, 0], true),
+            (9, 9, [3, 3], [2, 2], [0, 0], false),
+            (7, 8, [3, 3], [1, 1], [1, 1], false),
+            (5, 6, [2, 2], [2, 2], [1, 1], true),
+            (10, 13, [3, 3], [3, 3], [0, 1], true),
+            (6, 9, [2, 4], [1, 2], [1, 2], true),
+        ] {
+            let planes = 3;
+            let (oh, ow) = (Geometry::output_size(h, kernel[0], stride[0], pad[0], ceil), Geometry::output_size(w, kernel[1], stride[1], pad[1], ceil));
+            let g = Geometry { planes, height: h, width: w, kernel, stride, pad, out_height: oh, out_width: ow };
+            let x: Vec<f32> = (0..planes * h * w).map(|i| ((i * 7919 % 23) as f32 / 4.0).round()).collect();
+            let (want_y, want_arg) = reference(&g, &x);
+            let (mut y, mut arg) = (vec![0.0; want_y.len()], vec![0; want_y.len()]);
+            forward(&g, &x, &mut y, Some(&mut arg));
+            assert_eq!((&y, &arg), (&want_y, &want_arg), "{g:?}");
+            let mut y_only = vec![0.0; want_y.len()];
+            forward(&g, &x, &mut y_only, None);
+            assert_eq!(y_only, want_y, "{g:?} without indices");
+        }
     }
 }

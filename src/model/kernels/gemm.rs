@@ -1,0 +1,51 @@
+//! One matrix product on `gemm`, with operands given by strides so that a
+//! transposed operand is read in place: the building block of the
+//! convolution and inner-product kernels.
+
+/// A matrix in memory: `rows × cols`, element (r, c) at `r · row_stride + c · col_stride`.
+#[derive(Clone, Copy)]
+pub struct Mat {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl Mat {
+    pub fn rows(data: &[f32], cols: usize) -> Mat {
+        Mat { ptr: data.as_ptr(), row_stride: cols as isize, col_stride: 1 }
+    }
+    pub fn transposed(self) -> Mat {
+        Mat { ptr: self.ptr, row_stride: self.col_stride, col_stride: self.row_stride }
+    }
+}
+
+/// `dst (m × n, row-major) = [dst +] a (m × k) · b (k × n)`.
+pub fn matmul(dst: &mut [f32], accumulate: bool, m: usize, n: usize, k: usize, a: Mat, b: Mat, threads: usize) {
+    debug_assert!(dst.len() >= m * n);
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: every slice covers the strided extent gemm reads or writes
+    // (checked by the callers' layouts), and dst does not alias a or b.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.ptr,
+            a.col_stride,
+            a.row_stride,
+            b.ptr,
+            b.col_stride,
+            b.row_stride,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
