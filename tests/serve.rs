@@ -170,6 +170,24 @@ fn server_answers_good_and_bad_requests_and_keeps_serving() {
     let (status, answer) = server.post(&ct, &mp);
     assert_eq!(status, 413, "five files with --max-files 4: {answer}");
 
+    // A multipart body whose only part is a text field, not a file: 400, not 415.
+    let boundary = "deepsent-test-boundary";
+    let text_only = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"comment\"\r\n\r\nhello\r\n--{boundary}--\r\n");
+    let (status, answer) = server.post(&format!("multipart/form-data; boundary={boundary}"), text_only.as_bytes());
+    assert_eq!(status, 400, "a multipart body with no file part: {answer}");
+    assert!(answer["error"].as_str().unwrap().contains("comment"), "{answer}");
+
+    // Unknown routes and methods answer JSON that names the routes.
+    for (method, path, want) in [("GET", "/v1/nothing", 404), ("GET", "/v1/predict", 405), ("DELETE", "/healthz", 405)] {
+        let resp = match ureq::request(method, &format!("{}{path}", server.base)).call() {
+            Err(ureq::Error::Status(_, r)) => r,
+            other => panic!("{method} {path}: expected an error status, got {other:?}"),
+        };
+        assert_eq!(resp.status(), want, "{method} {path}");
+        let body: serde_json::Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
+        assert!(body["error"].as_str().unwrap().contains("POST /v1/predict"), "{method} {path}: {body}");
+    }
+
     // Still serving, with the same answer as before.
     let (status, again) = server.post("image/jpeg", &hot_dog);
     assert_eq!(status, 200);

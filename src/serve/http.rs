@@ -4,10 +4,12 @@
 //!   `image/bmp` or `application/octet-stream`; name from `?name=`), or
 //!   `multipart/form-data` with one or several files → `{"results": [{"name",
 //!   "positive", "label"}]}`.
-//! - `GET /healthz` → `ok`; `GET /v1/model` → what the model is (its card).
+//! - `GET /healthz` → `ok` (503 once the inference thread has stopped);
+//!   `GET /v1/model` → what the model is (its card).
 //!
 //! Answers to bad requests (`{"error": …}`):
-//! 400 empty body, malformed multipart, no file; 413 body over the limit or
+//! 400 empty body, malformed multipart, no file, a multipart part that is not
+//! a file; 404 and 405 with the routes; 413 body over the limit or
 //! too many files; 415 another content type or an image format other than
 //! JPEG/PNG/BMP; 422 a corrupt image, or one with more pixels than allowed
 //! (checked from its header, before decoding: decompression bombs);
@@ -20,9 +22,10 @@
 
 use super::predict::{Prediction, Predictor};
 use crate::preprocess::decode::{decode_bytes, DecodeError};
+use crate::preprocess::DEFAULT_MAX_PIXELS;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,6 +33,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{oneshot, Semaphore};
 
@@ -45,7 +49,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body: 16 << 20, max_pixels: 40_000_000, max_files: 16, max_in_flight: 64, batch: 16 }
+        Limits { max_body: 16 << 20, max_pixels: DEFAULT_MAX_PIXELS, max_files: 16, max_in_flight: 64, batch: 16 }
     }
 }
 
@@ -55,6 +59,8 @@ struct Job {
 }
 
 struct App {
+    /// False once the inference thread has ended (`/healthz` then fails).
+    inference_alive: Arc<AtomicBool>,
     limits: Limits,
     model: serde_json::Value,
     in_flight: Semaphore,
@@ -105,8 +111,14 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
     let preprocess = predictor.preprocess.clone();
     let (jobs, queue) = std::sync::mpsc::channel::<Job>();
     let batch = limits.batch.max(1);
-    std::thread::Builder::new().name("inference".into()).spawn(move || infer(predictor, queue, batch))?;
+    let inference_alive = Arc::new(AtomicBool::new(true));
+    let alive = Alive(inference_alive.clone());
+    std::thread::Builder::new().name("inference".into()).spawn(move || {
+        let _alive = alive;
+        infer(predictor, queue, batch)
+    })?;
     let app = Arc::new(App {
+        inference_alive,
         in_flight: Semaphore::new(limits.max_in_flight),
         decoding: Semaphore::new(cores),
         limits: limits.clone(),
@@ -115,9 +127,11 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
         prepare: Arc::new(move |img| preprocess.resize_image(img)),
     });
     let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/v1/model", get(model_info))
         .route("/v1/predict", post(predict))
+        .fallback(|method: Method, uri: Uri| async move { problem(StatusCode::NOT_FOUND, format!("no route {method} {uri}: {ROUTES}")) })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move { problem(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {uri}: {ROUTES}")) })
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(axum::middleware::from_fn_with_state(limits.max_body, refuse_declared_oversize))
         .layer(axum::middleware::from_fn(log))
@@ -142,6 +156,29 @@ fn infer(predictor: Predictor, queue: std::sync::mpsc::Receiver<Job>, batch: usi
             // The client may have gone away: nothing to answer then.
             let _ = job.reply.send(p);
         }
+    }
+}
+
+/// What the service answers, for 404 and 405 bodies.
+const ROUTES: &str = "the service has GET /healthz, GET /v1/model and POST /v1/predict";
+
+/// Sets its flag to false when dropped: when the inference thread ends,
+/// returning or unwinding from a panic.
+struct Alive(Arc<AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// `ok`, or 503 once the inference thread has stopped: every prediction
+/// would fail, so a supervisor should restart the service.
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    if app.inference_alive.load(Ordering::SeqCst) {
+        "ok".into_response()
+    } else {
+        problem(StatusCode::SERVICE_UNAVAILABLE, "the inference thread has stopped")
     }
 }
 
@@ -235,7 +272,11 @@ async fn read_multipart(app: &App, request: Request) -> Result<Vec<(String, Byte
         if files.len() == app.limits.max_files {
             return Err(problem(StatusCode::PAYLOAD_TOO_LARGE, format!("more than {} files in one request", app.limits.max_files)));
         }
-        let name = field.file_name().or(field.name()).unwrap_or("image").to_string();
+        // Only file parts are images: a text field is a client's mistake, not an image to decode.
+        let Some(name) = field.file_name().map(str::to_string) else {
+            let part = field.name().unwrap_or("").to_string();
+            return Err(problem(StatusCode::BAD_REQUEST, format!("multipart part `{part}` is not a file: send images as file parts (curl -F image=@photo.jpg)")));
+        };
         let bytes = field.bytes().await.map_err(|e| problem(e.status(), format!("multipart body: {}", e.body_text())))?;
         files.push((name, bytes));
     }
@@ -286,4 +327,21 @@ async fn log(request: Request, next: axum::middleware::Next) -> Response {
     });
     eprintln!("{line}");
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_panics_clears_its_alive_flag() {
+        let flag = Arc::new(AtomicBool::new(true));
+        let alive = Alive(flag.clone());
+        let thread = std::thread::spawn(move || {
+            let _alive = alive;
+            panic!("inference failed");
+        });
+        assert!(thread.join().is_err());
+        assert!(!flag.load(Ordering::SeqCst));
+    }
 }

@@ -666,7 +666,7 @@ mod tests {
     }
 
     fn data(t: FlexTensor) -> Vec<f32> {
-        t.into_data().to_vec::<f32>().expect("f32")
+        t.into_data().try_into_vec::<f32>().expect("f32")
     }
 
     fn random(len: usize, seed: u32) -> Vec<f32> {

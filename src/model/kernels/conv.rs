@@ -14,7 +14,7 @@
 //! both cores busy at every layer size; a batch smaller than the thread count
 //! hands the threads to `gemm` instead.
 
-use super::gemm::{matmul, Mat};
+use super::gemm::{matmul, Mat, Out};
 use rayon::prelude::*;
 
 /// The shape of one convolution: input N × C × H × W, weights O × C/groups × KH × KW.
@@ -193,7 +193,7 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, re
                     Mat::rows(cols, plane)
                 };
                 let w = Mat::rows(&weight[group * og * rows..], rows);
-                matmul(&mut y[group * og * plane..(group + 1) * og * plane], false, og, plane, rows, w, b, threads);
+                matmul(Out::rows(&mut y[group * og * plane..(group + 1) * og * plane], plane), false, [og, plane, rows], w, b, threads);
             }
             finish(y);
         },
@@ -204,8 +204,9 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, re
 pub fn relu_backward(output: &[f32], max: f32, grad: &mut [f32]) {
     assert_eq!(output.len(), grad.len());
     grad.par_chunks_mut(1 << 16).zip(output.par_chunks(1 << 16)).for_each(|(g, y)| {
+        // `&`, not `&&`: both comparisons on every value, no branch, so it vectorises.
         for (g, &y) in g.iter_mut().zip(y) {
-            *g = if y > 0.0 && y < max { *g } else { 0.0 };
+            *g = if (y > 0.0) & (y < max) { *g } else { 0.0 };
         }
     });
 }
@@ -229,9 +230,9 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
                 let wt = Mat::rows(&weight[group * og * rows..], rows).transposed();
                 let d = Mat::rows(&dy[group * og * plane..], plane);
                 if g.pointwise() {
-                    matmul(&mut dx[group * rows * plane..(group + 1) * rows * plane], false, rows, plane, og, wt, d, threads);
+                    matmul(Out::rows(&mut dx[group * rows * plane..(group + 1) * rows * plane], plane), false, [rows, plane, og], wt, d, threads);
                 } else {
-                    matmul(cols, false, rows, plane, og, wt, d, threads);
+                    matmul(Out::rows(cols, plane), false, [rows, plane, og], wt, d, threads);
                     col2im(g, cols, group * g.in_per_group(), dx);
                 }
             }
@@ -267,7 +268,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                         Mat::rows(&cols, plane)
                     };
                     let d = Mat::rows(&dy[group * og * plane..], plane);
-                    matmul(&mut acc[group * og * rows..(group + 1) * og * rows], true, og, rows, plane, d, c.transposed(), inner);
+                    matmul(Out::rows(&mut acc[group * og * rows..(group + 1) * og * rows], rows), true, [og, rows, plane], d, c.transposed(), inner);
                 }
             }
             acc
