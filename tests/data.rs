@@ -218,3 +218,36 @@ fn folder_layout_follows_symbolic_links() {
     assert!(ds.items.iter().any(|it| it.name == "positive/linked.png"), "{:?}", ds.items.iter().map(|i| &i.name).collect::<Vec<_>>());
     assert_eq!(ds.items.len(), 4);
 }
+
+/// An option that does not apply to the dataset's layout is refused with the
+/// reason, never ignored: on the real Twitter root the published folds are
+/// used whatever --k says, and a folder dataset has no agreement subsets.
+#[test]
+fn options_that_do_not_apply_to_the_layout_are_refused() {
+    let run = |args: &[&str]| {
+        let out = common::deepsent().args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let twitter = common::twitter_root();
+    let twitter = twitter.to_str().unwrap();
+    for flags in [&["--k", "3"][..], &["--split-seed", "7"], &["--folds", "/no/such/folder"]] {
+        let mut args = vec!["data", "check", "--root", twitter];
+        args.extend_from_slice(flags);
+        let (code, err) = run(&args);
+        assert_eq!(code, Some(1), "{flags:?}: {err}");
+        assert!(err.contains("published folds") && err.contains(flags[0]), "{flags:?}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (i, class) in ["positive", "negative", "positive", "negative"].iter().enumerate() {
+        common::write_png(&dir.path().join(format!("{class}/{i}.png")), 3, 3, [9, 9, 9]);
+    }
+    let (code, err) = run(&["data", "check", "--subset", "four", "--root", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--subset applies only to the Twitter dataset"), "{err}");
+    // The same folder with the options that apply to it still works.
+    let (code, err) = run(&["data", "check", "--k", "2", "--root", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(&["surgery", "--arch", "caffenet", "--weights", "/no/such.caffemodel"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--weights /no/such.caffemodel does not apply"), "{err}");
+}

@@ -1,6 +1,6 @@
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use deepsent::data::{check, split, DataRequest, FoldSource, Subset};
+use deepsent::data::{check, split, DataRequest, FoldSource, Layout, Subset};
 use deepsent::locate;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,29 +12,47 @@ pub struct DataArgs {
     /// or a CSV of path,label [default: $DEEPSENT_DATA, else ../shared/data/twitter]
     #[arg(long)]
     pub root: Option<PathBuf>,
-    /// Twitter agreement subset (images on which at least 5, 4 or 3 of the 5 annotators agree).
-    #[arg(long, value_parser = super::enum_value::<Subset>, default_value = "five")]
-    pub subset: Subset,
+    /// Twitter agreement subset (images on which at least 5, 4 or 3 of the 5
+    /// annotators agree) [default: five]. The Twitter layout only.
+    #[arg(long, value_parser = super::enum_value::<Subset>)]
+    pub subset: Option<Subset>,
     /// Fold files DIR/fold<K>/{train,test}.txt for a dataset without published
     /// folds (default: a stratified split drawn with --split-seed).
     #[arg(long)]
     pub folds: Option<PathBuf>,
-    /// Number of folds of a drawn split.
-    #[arg(long, default_value_t = 5)]
-    pub k: usize,
-    /// Seed of a drawn split.
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
+    /// Number of folds of a drawn split [default: 5].
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Seed of a drawn split [default: 0].
+    #[arg(long)]
+    pub split_seed: Option<u64>,
 }
 
 impl DataArgs {
+    /// The request, after refusing options that do not apply to the
+    /// dataset's layout (an ignored option would silently change nothing).
     pub fn request(&self) -> Result<DataRequest> {
         let root = locate::data_root(self.root.as_deref())?;
-        let folds = match &self.folds {
-            Some(dir) => FoldSource::Dir(dir.clone()),
-            None => FoldSource::Drawn { k: self.k, seed: self.split_seed },
+        let layout = Layout::detect(&root);
+        if layout == Some(Layout::Twitter) {
+            let given: Vec<&str> = [(self.folds.is_some(), "--folds"), (self.k.is_some(), "--k"), (self.split_seed.is_some(), "--split-seed")]
+                .into_iter()
+                .filter_map(|(given, flag)| given.then_some(flag))
+                .collect();
+            if !given.is_empty() {
+                bail!("{} is the Twitter dataset, which has its published folds: {} applies only to a folder or CSV dataset", root.display(), given.join(", "));
+            }
+        } else if layout.is_some() && self.subset.is_some() {
+            bail!("--subset applies only to the Twitter dataset; {} is a {} dataset", root.display(), if layout == Some(Layout::Csv) { "CSV" } else { "folder" });
+        }
+        let drawn = FoldSource::default();
+        let folds = match (&self.folds, drawn) {
+            (Some(_), _) if self.k.is_some() || self.split_seed.is_some() => bail!("--folds reads fold files; --k and --split-seed draw a split instead: give one or the other"),
+            (Some(dir), _) => FoldSource::Dir(dir.clone()),
+            (None, FoldSource::Drawn { k, seed }) => FoldSource::Drawn { k: self.k.unwrap_or(k), seed: self.split_seed.unwrap_or(seed) },
+            (None, other) => other,
         };
-        Ok(DataRequest { root, subset: self.subset, folds })
+        Ok(DataRequest { root, subset: self.subset.unwrap_or_default(), folds })
     }
 }
 

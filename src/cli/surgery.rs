@@ -1,5 +1,5 @@
 use super::model_args::ModelArgs;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use deepsent::model::caffe::write::to_prototxt;
 use deepsent::model::surgery::{presets, resolve, Patient};
@@ -19,6 +19,9 @@ pub struct SurgeryArgs {
 }
 
 pub fn run(a: SurgeryArgs) -> Result<ExitCode> {
+    if let Some(w) = &a.model.weights {
+        bail!("surgery prints the network's structure and reads no weights: --weights {} does not apply", w.display());
+    }
     let name = a.model.arch.name();
     if a.list {
         for p in presets(&name) {

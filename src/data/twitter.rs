@@ -12,9 +12,11 @@ use super::problem::Problem;
 use std::path::{Path, PathBuf};
 
 /// Agreement subsets: images on which at least N of the 5 annotators agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Subset {
+    /// The paper's subset (880 images).
+    #[default]
     Five,
     Four,
     Three,
