@@ -1,9 +1,8 @@
 //! deepsent's own CPU kernels where burn's are slow (measured by `deepsent
-//! bench --profile`): convolution with both gradients ([`conv`]), fully
-//! connected layers ([`inner_product`]), LRN ([`lrn`]), max pooling
+//! bench --profile` and `perf`): convolution with both gradients ([`conv`]),
+//! fully connected layers ([`inner_product`]), LRN ([`lrn`]), max pooling
 //! ([`pool`]), per-channel affine maps with their ReLU ([`affine`]) and the
-//! SGD update ([`sgd`]),
-//! plugged into burn as a backend extension
+//! SGD update ([`sgd`]), plugged into burn as a backend extension
 //! ([`backend`]), so training and inference on the CPU use them and other
 //! backends keep burn's operations.
 
