@@ -8,7 +8,7 @@
 
 use crate::data::image_files::SUPPORTED_FORMATS;
 use image::{ImageFormat, ImageReader, RgbImage};
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
 /// Default limit on width × height: 64 megapixels, far above any photo of the
@@ -27,6 +27,8 @@ pub enum DecodeError {
     Corrupt { path: PathBuf, source: image::ImageError },
     #[error("{path}: truncated JPEG: no end-of-image marker after the image data")]
     TruncatedJpeg { path: PathBuf },
+    #[error("{path}: more than {limit} bytes, more than an image within the pixel limit can take")]
+    FileTooLarge { path: PathBuf, limit: u64 },
 }
 
 impl DecodeError {
@@ -36,14 +38,38 @@ impl DecodeError {
             | DecodeError::TooLarge { path, .. }
             | DecodeError::Unsupported { path, .. }
             | DecodeError::Corrupt { path, .. }
-            | DecodeError::TruncatedJpeg { path } => path,
+            | DecodeError::TruncatedJpeg { path }
+            | DecodeError::FileTooLarge { path, .. } => path,
         }
     }
 }
 
-/// Reads and decodes a file.
+/// Bytes read before the format is known: enough for every supported header.
+const SNIFF_BYTES: u64 = 64 << 10;
+
+/// The most bytes an image file within `max_pixels` can need: an
+/// uncompressed 32-bit BMP, plus room for headers and metadata.
+pub fn max_file_bytes(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(4).saturating_add(1 << 20)
+}
+
+/// Reads and decodes a file. The format is recognised from its first bytes
+/// before the rest is read, and no more than [`max_file_bytes`] are read:
+/// a device or a huge file that is no image (`/dev/zero`) is refused at once.
 pub fn decode_file(path: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError> {
-    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io { path: path.into(), source })?;
+    let io = |source| DecodeError::Io { path: path.into(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    (&mut file).take(SNIFF_BYTES).read_to_end(&mut bytes).map_err(io)?;
+    match image::guess_format(&bytes) {
+        Ok(f) if SUPPORTED_FORMATS.contains(&f) => {}
+        other => return Err(DecodeError::Unsupported { path: path.into(), format: other.ok().map(|f| format!("{f:?}")) }),
+    }
+    let limit = max_file_bytes(max_pixels);
+    file.take((limit + 1).saturating_sub(bytes.len() as u64)).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(DecodeError::FileTooLarge { path: path.into(), limit });
+    }
     decode_bytes(&bytes, path, max_pixels)
 }
 
@@ -117,6 +143,28 @@ mod tests {
         let mut out = Vec::new();
         img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
         out
+    }
+
+    #[test]
+    fn files_are_read_within_a_byte_limit_after_their_format_is_known() {
+        // A device that never ends and is no image: refused from its first bytes.
+        if Path::new("/dev/zero").exists() {
+            let t = std::time::Instant::now();
+            let err = decode_file(Path::new("/dev/zero"), DEFAULT_MAX_PIXELS).unwrap_err();
+            assert!(matches!(err, DecodeError::Unsupported { .. }), "{err}");
+            assert!(t.elapsed().as_secs() < 5, "read on for {:?}", t.elapsed());
+        }
+        // A PNG with 2 MB of trailing bytes under a 1-pixel limit (4 B + 1 MiB of slack).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("padded.png");
+        let mut bytes = png(1, 1);
+        bytes.extend(vec![0u8; 2 << 20]);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = decode_file(&path, 1).unwrap_err();
+        assert!(matches!(err, DecodeError::FileTooLarge { limit, .. } if limit == max_file_bytes(1)), "{err}");
+        assert!(err.to_string().contains("padded.png"), "{err}");
+        // The same file within a limit it fits is decoded.
+        assert_eq!(decode_file(&path, 1 << 20).unwrap().dimensions(), (1, 1));
     }
 
     #[test]

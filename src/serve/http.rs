@@ -91,6 +91,7 @@ fn decode_status(e: &DecodeError) -> StatusCode {
         DecodeError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         DecodeError::TooLarge { .. } | DecodeError::Corrupt { .. } | DecodeError::TruncatedJpeg { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         DecodeError::Io { .. } => StatusCode::BAD_REQUEST,
+        DecodeError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
     }
 }
 
