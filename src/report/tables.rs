@@ -28,7 +28,8 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     }
     let _ = writeln!(s, "Dataset {}; surgery `{}`; head {:?}; seed {}.\n", c.dataset, c.recipe.surgery, c.recipe.head_init, c.recipe.seed);
     let searched = r.folds.iter().any(|f| f.search.is_some());
-    let _ = writeln!(s, "| fold | start (before training) | fine-tuned, centre crop | gain | 10-crop | largest change of a pretrained layer |{} train s |", if searched { " chosen by the search |" } else { "" });
+    // "After training", not "fine-tuned": whether training fine-tuned anything is the title's verdict.
+    let _ = writeln!(s, "| fold | start (before training) | after training, centre crop | gain | 10-crop | largest change of a pretrained layer |{} train s |", if searched { " chosen by the search |" } else { "" });
     let _ = writeln!(s, "|---|---|---|---|---|---|{}---|", if searched { "---|" } else { "" });
     for f in &r.folds {
         let mark = |d: &Option<String>| if d.is_some() { " (degenerate)" } else { "" };
