@@ -1,6 +1,6 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use deepsent::data::{check, split, DataRequest, FoldSource, Layout, Subset};
+use deepsent::data::{check, split, DataRequest, FoldSource, Layout, Subset, DEFAULT_K, DEFAULT_SPLIT_SEED};
 use deepsent::locate;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,12 +45,10 @@ impl DataArgs {
         } else if layout.is_some() && self.subset.is_some() {
             bail!("--subset applies only to the Twitter dataset; {} is a {} dataset", root.display(), if layout == Some(Layout::Csv) { "CSV" } else { "folder" });
         }
-        let drawn = FoldSource::default();
-        let folds = match (&self.folds, drawn) {
-            (Some(_), _) if self.k.is_some() || self.split_seed.is_some() => bail!("--folds reads fold files; --k and --split-seed draw a split instead: give one or the other"),
-            (Some(dir), _) => FoldSource::Dir(dir.clone()),
-            (None, FoldSource::Drawn { k, seed }) => FoldSource::Drawn { k: self.k.unwrap_or(k), seed: self.split_seed.unwrap_or(seed) },
-            (None, other) => other,
+        let folds = match &self.folds {
+            Some(_) if self.k.is_some() || self.split_seed.is_some() => bail!("--folds reads fold files; --k and --split-seed draw a split instead: give one or the other"),
+            Some(dir) => FoldSource::Dir(dir.clone()),
+            None => FoldSource::Drawn { k: self.k.unwrap_or(DEFAULT_K), seed: self.split_seed.unwrap_or(DEFAULT_SPLIT_SEED) },
         };
         Ok(DataRequest { root, subset: self.subset.unwrap_or_default(), folds })
     }

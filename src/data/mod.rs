@@ -45,6 +45,10 @@ impl Layout {
     }
 }
 
+/// Folds of a drawn split when none are asked for, and the seed that draws them.
+pub const DEFAULT_K: usize = 5;
+pub const DEFAULT_SPLIT_SEED: u64 = 0;
+
 /// Where the folds of a dataset without published folds come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FoldSource {
@@ -56,7 +60,7 @@ pub enum FoldSource {
 
 impl Default for FoldSource {
     fn default() -> Self {
-        FoldSource::Drawn { k: 5, seed: 0 }
+        FoldSource::Drawn { k: DEFAULT_K, seed: DEFAULT_SPLIT_SEED }
     }
 }
 

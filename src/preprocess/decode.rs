@@ -61,10 +61,7 @@ pub fn decode_file(path: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
     (&mut file).take(SNIFF_BYTES).read_to_end(&mut bytes).map_err(io)?;
-    match image::guess_format(&bytes) {
-        Ok(f) if SUPPORTED_FORMATS.contains(&f) => {}
-        other => return Err(DecodeError::Unsupported { path: path.into(), format: other.ok().map(|f| format!("{f:?}")) }),
-    }
+    supported_format(&bytes, path)?;
     let limit = max_file_bytes(max_pixels);
     file.take((limit + 1).saturating_sub(bytes.len() as u64)).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > limit {
@@ -73,28 +70,26 @@ pub fn decode_file(path: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError
     decode_bytes(&bytes, path, max_pixels)
 }
 
+/// The image format of `bytes` from their first bytes, if deepsent reads it.
+fn supported_format(bytes: &[u8], name: &Path) -> Result<ImageFormat, DecodeError> {
+    match image::guess_format(bytes) {
+        Ok(f) if SUPPORTED_FORMATS.contains(&f) => Ok(f),
+        other => Err(DecodeError::Unsupported { path: name.into(), format: other.ok().map(|f| format!("{f:?}")) }),
+    }
+}
+
 /// Decodes bytes; `name` is used in errors. The format is sniffed from the
 /// content, and the header's size is checked before any pixel is decoded.
 pub fn decode_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError> {
     let corrupt = |source| DecodeError::Corrupt { path: name.into(), source };
-    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
-        let r = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|source| {
-            DecodeError::Io { path: name.into(), source }
-        })?;
-        match r.format() {
-            Some(f) if SUPPORTED_FORMATS.contains(&f) => Ok(r),
-            other => Err(DecodeError::Unsupported {
-                path: name.into(),
-                format: other.map(|f| format!("{f:?}")),
-            }),
-        }
-    };
-    let (width, height) = reader()?.into_dimensions().map_err(corrupt)?;
+    let format = supported_format(bytes, name)?;
+    let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+    let (width, height) = reader().into_dimensions().map_err(corrupt)?;
     if width as u64 * height as u64 > max_pixels {
         return Err(DecodeError::TooLarge { path: name.into(), width, height, limit: max_pixels });
     }
-    let mut r = reader()?;
-    if r.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+    let mut r = reader();
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(DecodeError::TruncatedJpeg { path: name.into() });
     }
     let mut limits = image::Limits::default();

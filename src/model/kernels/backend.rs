@@ -231,10 +231,6 @@ fn pool_geometry(x: &Shape, kernel: [usize; 2], stride: [usize; 2], padding: [us
     }
 }
 
-fn fc_geometry(x: &FlexTensor, weight: &FlexTensor) -> inner_product::Geometry {
-    inner_product::Geometry { batch: x.shape()[0], inputs: x.shape()[1], outputs: weight.shape()[0] }
-}
-
 fn lrn_geometry(x: &Shape, p: Lrn) -> lrn::Geometry {
     lrn::Geometry { batch: x[0], channels: x[1], plane: x[2] * x[3], size: p.size, alpha: p.alpha, beta: p.beta, k: p.k }
 }
@@ -375,7 +371,7 @@ impl Kernels for Flex {
         if !ours(&[&x, &weight, &bias]) {
             return burn_ops::inner_product::<Flex>(x, weight, bias);
         }
-        let g = fc_geometry(&x, &weight);
+        let g = inner_product::Geometry { batch: x.shape()[0], inputs: x.shape()[1], outputs: weight.shape()[0] };
         let mut y = vec![0.0f32; g.batch * g.outputs];
         inner_product::forward(&g, &values(&x), &values(&weight), Some(&values(&bias)), &mut y);
         tensor(y, vec![g.batch, g.outputs])
@@ -406,9 +402,9 @@ impl Kernels for Flex {
         if !ours(&[&output_grad]) {
             return burn_ops::inner_product_bias_grad::<Flex>(output_grad);
         }
-        let g = inner_product::Geometry { batch: n, inputs: 0, outputs: o };
+        // A fully connected output is a convolution output with 1 × 1 planes.
         let mut db = vec![0.0f32; o];
-        inner_product::bias_grad(&g, &values(&output_grad), &mut db);
+        conv::bias_grad(n, o, 1, &values(&output_grad), &mut db);
         tensor(db, vec![o])
     }
 

@@ -14,7 +14,7 @@
 //! both cores busy at every layer size; a batch smaller than the thread count
 //! hands the threads to `gemm` instead.
 
-use super::gemm::{matmul, Mat, Out};
+use super::gemm::{matmul, Mat};
 use rayon::prelude::*;
 
 /// The shape of one convolution: input N × C × H × W, weights O × C/groups × KH × KW.
@@ -193,7 +193,7 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, re
                     Mat::rows(cols, plane)
                 };
                 let w = Mat::rows(&weight[group * og * rows..], rows);
-                matmul(Out::rows(&mut y[group * og * plane..(group + 1) * og * plane], plane), false, [og, plane, rows], w, b, threads);
+                matmul(&mut y[group * og * plane..(group + 1) * og * plane], false, [og, plane, rows], w, b, threads);
             }
             finish(y);
         },
@@ -230,9 +230,9 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
                 let wt = Mat::rows(&weight[group * og * rows..], rows).transposed();
                 let d = Mat::rows(&dy[group * og * plane..], plane);
                 if g.pointwise() {
-                    matmul(Out::rows(&mut dx[group * rows * plane..(group + 1) * rows * plane], plane), false, [rows, plane, og], wt, d, threads);
+                    matmul(&mut dx[group * rows * plane..(group + 1) * rows * plane], false, [rows, plane, og], wt, d, threads);
                 } else {
-                    matmul(Out::rows(cols, plane), false, [rows, plane, og], wt, d, threads);
+                    matmul(cols, false, [rows, plane, og], wt, d, threads);
                     col2im(g, cols, group * g.in_per_group(), dx);
                 }
             }
@@ -268,7 +268,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                         Mat::rows(&cols, plane)
                     };
                     let d = Mat::rows(&dy[group * og * plane..], plane);
-                    matmul(Out::rows(&mut acc[group * og * rows..(group + 1) * og * rows], rows), true, [og, rows, plane], d, c.transposed(), inner);
+                    matmul(&mut acc[group * og * rows..(group + 1) * og * rows], true, [og, rows, plane], d, c.transposed(), inner);
                 }
             }
             acc

@@ -19,23 +19,10 @@ impl Mat {
     }
 }
 
-/// Where a product goes: `m × n`, row-major, rows `row_stride` apart.
-pub struct Out<'a> {
-    pub data: &'a mut [f32],
-    pub row_stride: usize,
-}
-
-impl<'a> Out<'a> {
-    /// A dense `· × n` matrix.
-    pub fn rows(data: &'a mut [f32], n: usize) -> Out<'a> {
-        Out { data, row_stride: n }
-    }
-}
-
-/// `dst = [dst +] a (m × k) · b (k × n)`, `[m, n, k]` = `dims`.
-pub fn matmul(dst: Out, accumulate: bool, dims: [usize; 3], a: Mat, b: Mat, threads: usize) {
+/// `dst (m × n, row-major) = [dst +] a (m × k) · b (k × n)`, `[m, n, k]` = `dims`.
+pub fn matmul(dst: &mut [f32], accumulate: bool, dims: [usize; 3], a: Mat, b: Mat, threads: usize) {
     let [m, n, k] = dims;
-    assert!(m == 0 || n == 0 || dst.data.len() >= (m - 1) * dst.row_stride + n);
+    assert!(dst.len() >= m * n);
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: every slice covers the strided extent gemm reads or writes
     // (checked above for dst, by the callers' layouts for a and b), and dst
@@ -45,9 +32,9 @@ pub fn matmul(dst: Out, accumulate: bool, dims: [usize; 3], a: Mat, b: Mat, thre
             m,
             n,
             k,
-            dst.data.as_mut_ptr(),
+            dst.as_mut_ptr(),
             1,
-            dst.row_stride as isize,
+            n as isize,
             accumulate,
             a.ptr,
             a.col_stride,

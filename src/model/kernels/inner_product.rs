@@ -6,7 +6,7 @@
 //! bench --profile`: a fifth of CaffeNet's training step); `gemm` reads them
 //! in place through strides, with both threads on each product.
 
-use super::gemm::{matmul, Mat, Out};
+use super::gemm::{matmul, Mat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -24,7 +24,7 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y:
     assert_eq!(x.len(), g.batch * g.inputs);
     assert_eq!(weight.len(), g.outputs * g.inputs);
     assert_eq!(y.len(), g.batch * g.outputs);
-    matmul(Out::rows(y, g.outputs), false, [g.batch, g.outputs, g.inputs], Mat::rows(x, g.inputs), Mat::rows(weight, g.inputs).transposed(), threads());
+    matmul(y, false, [g.batch, g.outputs, g.inputs], Mat::rows(x, g.inputs), Mat::rows(weight, g.inputs).transposed(), threads());
     if let Some(b) = bias {
         for row in y.chunks_mut(g.outputs) {
             row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
@@ -36,21 +36,13 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y:
 pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
     assert_eq!(dy.len(), g.batch * g.outputs);
     assert_eq!(dx.len(), g.batch * g.inputs);
-    matmul(Out::rows(dx, g.inputs), false, [g.batch, g.inputs, g.outputs], Mat::rows(dy, g.outputs), Mat::rows(weight, g.inputs), threads());
+    matmul(dx, false, [g.batch, g.inputs, g.outputs], Mat::rows(dy, g.outputs), Mat::rows(weight, g.inputs), threads());
 }
 
 /// Weight gradient: `dW (O × K) = dyᵀ · x`, summed over the batch.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     assert_eq!(dw.len(), g.outputs * g.inputs);
-    matmul(Out::rows(dw, g.inputs), false, [g.outputs, g.inputs, g.batch], Mat::rows(dy, g.outputs).transposed(), Mat::rows(x, g.inputs), threads());
-}
-
-/// Bias gradient: `db (O) = Σ_n dy[n]`.
-pub fn bias_grad(g: &Geometry, dy: &[f32], db: &mut [f32]) {
-    db.fill(0.0);
-    for row in dy.chunks(g.outputs) {
-        db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
-    }
+    matmul(dw, false, [g.outputs, g.inputs, g.batch], Mat::rows(dy, g.outputs).transposed(), Mat::rows(x, g.inputs), threads());
 }
 
 #[cfg(test)]
@@ -78,7 +70,7 @@ mod tests {
         // dw[o] = Σ_n dy[n,o] · x[n]
         assert_eq!(dw, [2.0, 2.0, 1.0, 1.5, 4.0, 7.0]);
         let mut db = [9.0; 2];
-        bias_grad(&g, &dy, &mut db);
+        super::super::conv::bias_grad(g.batch, g.outputs, 1, &dy, &mut db);
         assert_eq!(db, [0.0, 2.5]);
     }
 }

@@ -78,6 +78,9 @@ pub fn forward(g: &Geometry, x: &[f32], out: &mut [f32], argmax: Option<&mut [i3
 struct Rows {
     padded: Vec<f32>,
     phases: Vec<Vec<f32>>,
+    /// The input row of the current plane held now: overlapping windows
+    /// (3 rows, stride 2) share a row, which is then not split again.
+    loaded: Option<usize>,
 }
 
 impl Rows {
@@ -85,10 +88,15 @@ impl Rows {
         let s = g.stride[1];
         // Wide enough for the last window, also when it hangs over the end (ceil).
         let len = ((g.out_width - 1) * s + g.kernel[1]).max(g.width + g.pad[1]);
-        Rows { padded: vec![f32::NEG_INFINITY; len], phases: (0..s).map(|p| vec![f32::NEG_INFINITY; (len - p).div_ceil(s)]).collect() }
+        Rows { padded: vec![f32::NEG_INFINITY; len], phases: (0..s).map(|p| vec![f32::NEG_INFINITY; (len - p).div_ceil(s)]).collect(), loaded: None }
     }
 
-    fn load(&mut self, g: &Geometry, row: &[f32]) {
+    fn load(&mut self, g: &Geometry, src: &[f32], iy: usize) {
+        if self.loaded == Some(iy) {
+            return;
+        }
+        self.loaded = Some(iy);
+        let row = &src[iy * g.width..(iy + 1) * g.width];
         self.padded[g.pad[1]..g.pad[1] + g.width].copy_from_slice(row);
         let s = g.stride[1];
         for (p, phase) in self.phases.iter_mut().enumerate() {
@@ -103,6 +111,7 @@ impl Rows {
 /// a branch-free select over contiguous values, so that it vectorises.
 fn plane_forward<const INDEX: bool>(g: &Geometry, rows: &mut Rows, src: &[f32], y: &mut [f32], arg: &mut [i32]) {
     let (s, ow) = (g.stride[1], g.out_width);
+    rows.loaded = None;
     for oy in 0..g.out_height {
         let best = &mut y[oy * ow..(oy + 1) * ow];
         best.fill(f32::NEG_INFINITY);
@@ -113,7 +122,7 @@ fn plane_forward<const INDEX: bool>(g: &Geometry, rows: &mut Rows, src: &[f32], 
             at.fill((y0 * g.width) as i32);
         }
         for iy in y0..y1 {
-            rows.load(g, &src[iy * g.width..(iy + 1) * g.width]);
+            rows.load(g, src, iy);
             for kj in 0..g.kernel[1] {
                 let run = &rows.phases[kj % s][kj / s..kj / s + ow];
                 if INDEX {
