@@ -48,9 +48,14 @@ struct Server {
 
 impl Server {
     fn start(model: &Path) -> Server {
+        Server::start_with(model, &[])
+    }
+
+    fn start_with(model: &Path, flags: &[&str]) -> Server {
         let mut child = common::deepsent()
             .args(["serve", "--addr", "127.0.0.1:0", "--max-body-mb", "1", "--max-files", "4", "--model"])
             .arg(model)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -312,4 +317,79 @@ fn predict_reports_bad_files_and_scores_the_rest() {
     assert!(info.status.success());
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(text.contains("squeezenet1.0") && text.contains("50.0 %"), "{text}");
+}
+
+/// Sends a request head announcing a 100-byte JPEG body, then one byte of it.
+fn stalled_upload(host: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.write_all(format!("POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/jpeg\r\nContent-Length: 100\r\n\r\nx").as_bytes()).unwrap();
+    stream
+}
+
+/// What a connection receives until the server closes it or `wait` passes:
+/// (the bytes, seconds until then).
+fn read_until_closed(stream: &mut std::net::TcpStream, wait: f64) -> (String, f64) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs_f64(wait))).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    (String::from_utf8_lossy(&got).into_owned(), t0.elapsed().as_secs_f64())
+}
+
+/// Slow and silent clients cannot hold the service: 64 stalled uploads (as
+/// many as `--max-in-flight`) leave ordinary requests answered; a stalled
+/// body gets 408 and a silent connection is closed, each after its timeout;
+/// a request whose images together exceed the decode budget gets 413.
+#[test]
+fn slow_clients_time_out_and_do_not_starve_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let owl = photo("owl.jpg");
+    let (w, h) = image::load_from_memory(&owl).unwrap().to_rgb8().dimensions();
+    let budget = (w * h * 3 / 2).to_string();
+    let server = Server::start_with(&sentiment_model(dir.path()), &["--header-timeout-s", "2", "--body-stall-s", "3", "--decode-budget", &budget]);
+    let host = server.base.strip_prefix("http://").unwrap().to_string();
+
+    let mut slow: Vec<_> = (0..64).map(|_| stalled_upload(&host)).collect();
+    let mut silent = std::net::TcpStream::connect(&host).unwrap();
+    for i in 0..3 {
+        let t0 = std::time::Instant::now();
+        let (status, answer) = server.post("image/jpeg", &owl);
+        assert_eq!(status, 200, "request {i} beside 64 stalled uploads: {answer}");
+        assert!(t0.elapsed().as_secs_f64() < 2.0, "request {i} took {:?}", t0.elapsed());
+    }
+    let (answer, seconds) = read_until_closed(&mut slow[0], 20.0);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("stalled"), "a stalled body: {answer:?}");
+    assert!((2.0..10.0).contains(&seconds), "a stalled body answered after {seconds} s (--body-stall-s 3)");
+    let (answer, seconds) = read_until_closed(&mut silent, 20.0);
+    assert!(answer.is_empty() && seconds < 10.0, "a silent connection: {answer:?} after {seconds} s (--header-timeout-s 2)");
+
+    let (ct, two) = multipart(&[("owl.jpg", &owl), ("owl2.jpg", &owl)]);
+    let (status, answer) = server.post(&ct, &two);
+    assert_eq!(status, 413, "two images over the decode budget: {answer}");
+    assert!(answer["error"].as_str().unwrap().contains("budget"), "{answer}");
+    let (status, _) = server.post("image/jpeg", &owl);
+    assert_eq!(status, 200, "one image within the budget");
+}
+
+/// SIGTERM ends the service within its grace period even while an upload
+/// is stalled (the stall timeout alone would take a minute).
+#[test]
+fn sigterm_with_a_stalled_upload_exits_within_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(&sentiment_model(dir.path()), &["--body-stall-s", "60", "--grace-s", "2"]);
+    let host = server.base.strip_prefix("http://").unwrap().to_string();
+    let _stalled = stalled_upload(&host);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap().success());
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t0.elapsed().as_secs() < 15, "the server did not stop within 15 s of SIGTERM (grace 2 s)");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status}");
 }

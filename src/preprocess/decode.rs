@@ -78,13 +78,19 @@ fn supported_format(bytes: &[u8], name: &Path) -> Result<ImageFormat, DecodeErro
     }
 }
 
+/// Width and height from the image's header, without decoding a pixel.
+pub fn dimensions(bytes: &[u8], name: &Path) -> Result<(u32, u32), DecodeError> {
+    let format = supported_format(bytes, name)?;
+    ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(|source| DecodeError::Corrupt { path: name.into(), source })
+}
+
 /// Decodes bytes; `name` is used in errors. The format is sniffed from the
 /// content, and the header's size is checked before any pixel is decoded.
 pub fn decode_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError> {
     let corrupt = |source| DecodeError::Corrupt { path: name.into(), source };
     let format = supported_format(bytes, name)?;
+    let (width, height) = dimensions(bytes, name)?;
     let reader = || ImageReader::with_format(Cursor::new(bytes), format);
-    let (width, height) = reader().into_dimensions().map_err(corrupt)?;
     if width as u64 * height as u64 > max_pixels {
         return Err(DecodeError::TooLarge { path: name.into(), width, height, limit: max_pixels });
     }

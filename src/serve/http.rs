@@ -9,19 +9,32 @@
 //!
 //! Answers to bad requests (`{"error": …}`):
 //! 400 empty body, malformed multipart, no file, a multipart part that is not
-//! a file; 404 and 405 with the routes; 413 body over the limit or
-//! too many files; 415 another content type or an image format other than
-//! JPEG/PNG/BMP; 422 a corrupt image, or one with more pixels than allowed
-//! (checked from its header, before decoding: decompression bombs);
-//! 503 (with `Retry-After`) when the in-flight limit is reached.
+//! a file; 404 and 405 with the routes; 408 a body that stalls or arrives
+//! below the minimum rate; 413 body over the limit, too many files, or more
+//! pixels in one request than its decode budget; 415 another content type or
+//! an image format other than JPEG/PNG/BMP; 422 a corrupt image, or one with
+//! more pixels than allowed (checked from its header, before decoding:
+//! decompression bombs); 503 (with `Retry-After`) when the bodies being
+//! received or the requests in progress are at their limit.
 //!
-//! Memory is bounded: at most `max_in_flight` requests are held, each at most
-//! `max_body` bytes and `max_files` images; decoding runs on at most as many
-//! threads as cores; one inference thread scores the images of concurrent
+//! Slow and hostile clients: a request head must arrive within
+//! `header_timeout`; a body may pause at most `body_stall` between chunks
+//! and must arrive at `min_upload_rate` on average (after `body_stall` of
+//! grace). A body being received holds only its declared size out of
+//! `receiving_budget`, not a slot of the requests in progress, so slow
+//! uploads cannot starve the others. Each request's images may total at most
+//! `decode_budget` pixels (read from their headers), so a few small
+//! compressed images cannot take the decoders for long.
+//!
+//! Memory is bounded: bodies being received hold at most `receiving_budget`
+//! bytes; at most `max_in_flight` received requests are held, each at most
+//! `max_body` bytes and `max_files` images; decoding runs on at most twice as
+//! many threads as cores (one lane for requests of many pixels, one for the
+//! rest, so ordinary photos do not queue behind huge ones); one inference thread scores the images of concurrent
 //! requests together in batches (one forward pass for many requests).
 
 use super::predict::{Prediction, Predictor};
-use crate::preprocess::decode::{decode_bytes, DecodeError};
+use crate::preprocess::decode::{decode_bytes, dimensions, DecodeError};
 use crate::preprocess::DEFAULT_MAX_PIXELS;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
@@ -35,23 +48,60 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body: usize,
+    /// Pixels of one image (width × height from its header).
     pub max_pixels: u64,
+    /// Pixels of all the images of one request together.
+    pub decode_budget: u64,
     pub max_files: usize,
+    /// Received requests held at once (decoding, queued or being scored).
     pub max_in_flight: usize,
+    /// Bytes of the bodies being received at once (each holds its declared length, or `max_body`).
+    pub receiving_budget: usize,
     /// Images per forward pass of the inference thread.
     pub batch: usize,
+    /// Time to send a request head.
+    pub header_timeout: Duration,
+    /// Longest pause within a body, and the grace before `min_upload_rate` applies.
+    pub body_stall: Duration,
+    /// Bytes per second a body must average.
+    pub min_upload_rate: u64,
+    /// Time given to the requests in progress after a shutdown signal.
+    pub grace: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body: 16 << 20, max_pixels: DEFAULT_MAX_PIXELS, max_files: 16, max_in_flight: 64, batch: 16 }
+        Limits {
+            max_body: 16 << 20,
+            max_pixels: DEFAULT_MAX_PIXELS,
+            decode_budget: DEFAULT_MAX_PIXELS,
+            max_files: 16,
+            max_in_flight: 64,
+            receiving_budget: 256 << 20,
+            batch: 16,
+            header_timeout: Duration::from_secs(10),
+            body_stall: Duration::from_secs(10),
+            min_upload_rate: 64 << 10,
+            grace: Duration::from_secs(10),
+        }
     }
 }
+
+impl Limits {
+    /// How long a body of `bytes` may take to arrive.
+    fn body_deadline(&self, bytes: usize) -> Duration {
+        self.body_stall + Duration::from_secs_f64(bytes as f64 / self.min_upload_rate.max(1) as f64)
+    }
+}
+
+/// Units of the receiving budget (a tokio semaphore counts in `u32` permits).
+const BUDGET_UNIT: usize = 1 << 10;
 
 struct Job {
     image: RgbImage,
@@ -63,8 +113,12 @@ struct App {
     inference_alive: Arc<AtomicBool>,
     limits: Limits,
     model: serde_json::Value,
+    /// `receiving_budget` in units of `BUDGET_UNIT` bytes.
+    receiving: Semaphore,
     in_flight: Semaphore,
-    decoding: Semaphore,
+    /// Decoding lanes, a slot per core each: requests over `HEAVY_DECODE` pixels, and the rest.
+    decoding_heavy: Semaphore,
+    decoding_light: Semaphore,
     jobs: std::sync::mpsc::Sender<Job>,
     /// Resizes decoded images as the model stores them (shared with the inference thread's model).
     prepare: Arc<dyn Fn(&RgbImage) -> RgbImage + Send + Sync>,
@@ -95,7 +149,14 @@ fn decode_status(e: &DecodeError) -> StatusCode {
     }
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in progress.
+fn busy(what: &str) -> Response {
+    let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, format!("{what}; retry shortly"));
+    r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in progress
+/// (for at most `limits.grace`).
 pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let model = serde_json::json!({
         "spec": predictor.spec_name,
@@ -120,8 +181,10 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
     })?;
     let app = Arc::new(App {
         inference_alive,
+        receiving: Semaphore::new(limits.receiving_budget.div_ceil(BUDGET_UNIT).min(Semaphore::MAX_PERMITS)),
         in_flight: Semaphore::new(limits.max_in_flight),
-        decoding: Semaphore::new(cores),
+        decoding_heavy: Semaphore::new(cores),
+        decoding_light: Semaphore::new(cores),
         limits: limits.clone(),
         model,
         jobs,
@@ -134,10 +197,14 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
         .fallback(|method: Method, uri: Uri| async move { problem(StatusCode::NOT_FOUND, format!("no route {method} {uri}: {ROUTES}")) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move { problem(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {uri}: {ROUTES}")) })
         .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_stall))
         .layer(axum::middleware::from_fn_with_state(limits.max_body, refuse_declared_oversize))
-        .layer(axum::middleware::from_fn(log))
+        .layer(super::log::layer())
         .with_state(app);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let cut = super::listen::listen(listener, router, limits.header_timeout, limits.grace, shutdown).await;
+    if cut > 0 {
+        eprintln!("{cut} connection(s) still open after the grace period of {:?}: closed", limits.grace);
+    }
     Ok(())
 }
 
@@ -193,34 +260,41 @@ struct NameQuery {
 }
 
 async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, headers: HeaderMap, request: Request) -> Response {
-    let Ok(_permit) = app.in_flight.try_acquire() else {
-        discard_body(request.into_body(), app.limits.max_body).await;
-        let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "too many requests in progress; retry shortly");
-        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return r;
-    };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let files = if content_type.starts_with("multipart/form-data") {
-        match read_multipart(&app, request).await {
-            Ok(f) => f,
-            Err(r) => return r,
-        }
-    } else if ["image/jpeg", "image/png", "image/bmp", "application/octet-stream"].iter().any(|t| content_type.starts_with(t)) {
-        match Bytes::from_request(request, &()).await {
-            Ok(b) => vec![(q.name.unwrap_or_else(|| "image".into()), b)],
-            Err(e) => return problem(e.status(), e.body_text()),
-        }
-    } else {
+    let multipart = content_type.starts_with("multipart/form-data");
+    if !multipart && !["image/jpeg", "image/png", "image/bmp", "application/octet-stream"].iter().any(|t| content_type.starts_with(t)) {
         let shown = if content_type.is_empty() { "none".to_string() } else { content_type };
         discard_body(request.into_body(), app.limits.max_body).await;
         return problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type {shown}: send image/jpeg, image/png, image/bmp, application/octet-stream or multipart/form-data"));
+    }
+    let (parts, body) = request.into_parts();
+    let body = match receive(&app, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // Held from here on: the body is in memory, and decoding and scoring follow.
+    let Ok(_permit) = app.in_flight.try_acquire() else {
+        return busy("too many requests in progress");
+    };
+    let files = if multipart {
+        match read_multipart(&app, Request::from_parts(parts, axum::body::Body::from(body))).await {
+            Ok(f) => f,
+            Err(r) => return r,
+        }
+    } else {
+        vec![(q.name.unwrap_or_else(|| "image".into()), body)]
     };
     if files.is_empty() || files.iter().any(|(_, b)| b.is_empty()) {
         return problem(StatusCode::BAD_REQUEST, "no image in the request (empty body or file)");
     }
-    // Decode on the blocking pool, at most one request per core at a time.
+    let pixels = match within_decode_budget(&files, app.limits.decode_budget) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    // Decode on the blocking pool, at most one request per core and lane at a time.
     let decoded = {
-        let _slot = app.decoding.acquire().await.expect("the semaphore is never closed");
+        let lane = if pixels > HEAVY_DECODE { &app.decoding_heavy } else { &app.decoding_light };
+        let _slot = lane.acquire().await.expect("the semaphore is never closed");
         let (max_pixels, prepare) = (app.limits.max_pixels, app.prepare.clone());
         let work = tokio::task::spawn_blocking(move || {
             files
@@ -252,16 +326,71 @@ async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, header
     Json(serde_json::json!({ "results": results })).into_response()
 }
 
-/// The file parts of a multipart body: (name, bytes), at most `max_files`.
-///
-/// The body is read whole first (it is bounded by `max_body`, and its files
-/// are held anyway): the multipart parser stops at the closing boundary, and
-/// hyper closes a connection whose body was left unread, even by the final
-/// CRLF, which the client sees as a broken pipe.
+/// Reads a request body whole, holding its size out of the receiving budget
+/// while it arrives: 503 when the budget is spent, 408 when it stalls for
+/// `body_stall` (tower-http's body timeout) or misses its deadline at
+/// `min_upload_rate`, 413 over `max_body`.
+async fn receive(app: &App, headers: &HeaderMap, mut body: axum::body::Body) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
+    let limits = &app.limits;
+    // Over-long declared lengths were refused before the route (`refuse_declared_oversize`).
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let expected = declared.unwrap_or(limits.max_body).min(limits.max_body);
+    let units = u32::try_from(expected.div_ceil(BUDGET_UNIT).max(1)).unwrap_or(u32::MAX);
+    let Ok(_reserved) = app.receiving.try_acquire_many(units) else {
+        discard_body(body, limits.max_body).await;
+        return Err(busy("too many uploads in progress"));
+    };
+    let deadline = tokio::time::Instant::now() + limits.body_deadline(expected);
+    let mut bytes = Vec::with_capacity(expected);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(problem(StatusCode::REQUEST_TIMEOUT, format!("the body arrived too slowly: under {} bytes/s", limits.min_upload_rate))),
+            Ok(None) => break,
+            Ok(Some(Err(e))) if is_stall(&e) => return Err(problem(StatusCode::REQUEST_TIMEOUT, format!("the body stalled for {:?}", limits.body_stall))),
+            Ok(Some(Err(e))) => return Err(problem(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > limits.max_body {
+                return Err(problem(StatusCode::PAYLOAD_TOO_LARGE, format!("body over the limit of {} bytes", limits.max_body)));
+            }
+            bytes.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Whether a body error is tower-http's stall timeout.
+fn is_stall(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Requests whose images total more pixels than this decode in the heavy
+/// lane: above a 12-megapixel phone photo with room to spare.
+const HEAVY_DECODE: u64 = 16_000_000;
+
+/// The pixels of a request's images (read from their headers; nothing is
+/// decoded), or 413 when they total more than the decode budget. Files whose
+/// header cannot be read are left to the decoder, which names what is wrong.
+fn within_decode_budget(files: &[(String, Bytes)], budget: u64) -> Result<u64, Response> {
+    let pixels: u64 = files.iter().filter_map(|(name, b)| dimensions(b, Path::new(name)).ok()).map(|(w, h)| w as u64 * h as u64).sum();
+    if pixels > budget {
+        return Err(problem(StatusCode::PAYLOAD_TOO_LARGE, format!("the images of this request total {pixels} pixels, over the budget of {budget} per request: send them in several requests")));
+    }
+    Ok(pixels)
+}
+
+/// The file parts of a multipart body (already received whole): (name,
+/// bytes), at most `max_files`.
 async fn read_multipart(app: &App, request: Request) -> Result<Vec<(String, Bytes)>, Response> {
-    let (parts, body) = request.into_parts();
-    let body = Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await.map_err(|e| problem(e.status(), e.body_text()))?;
-    let request = Request::from_parts(parts, axum::body::Body::from(body));
     let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| problem(e.status(), e.body_text()))?;
     let mut files = Vec::new();
     loop {
@@ -312,22 +441,6 @@ async fn discard_body(mut body: axum::body::Body, max_body: usize) {
             break;
         }
     }
-}
-
-/// One JSON line per request on stderr.
-async fn log(request: Request, next: axum::middleware::Next) -> Response {
-    let (method, path) = (request.method().to_string(), request.uri().path().to_string());
-    let t0 = std::time::Instant::now();
-    let response = next.run(request).await;
-    let line = serde_json::json!({
-        "time": crate::report::timestamp(),
-        "method": method,
-        "path": path,
-        "status": response.status().as_u16(),
-        "ms": (t0.elapsed().as_secs_f64() * 1e4).round() / 10.0,
-    });
-    eprintln!("{line}");
-    response
 }
 
 #[cfg(test)]

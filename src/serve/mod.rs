@@ -4,4 +4,6 @@
 pub mod classify;
 pub mod http;
 pub mod labels;
+pub mod listen;
+pub mod log;
 pub mod predict;
