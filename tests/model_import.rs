@@ -154,6 +154,34 @@ fn saved_model_reloads_bit_identical() {
     assert_eq!(ya, yb);
 }
 
+/// A model file whose input transform or network was edited so that it
+/// cannot run is refused when it is loaded (`model info`), naming the file
+/// and the setting, instead of passing there and panicking in `predict`.
+#[test]
+fn doctored_model_files_are_refused_at_load() {
+    use deepsent::preprocess::Resize;
+    let arch = Arch::SqueezeNet10;
+    let model = load::load_model(Some(&arch), &arch.default_weights(&common::models_dir()).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let doctored = [
+        ("crop 0", SavedModel { preprocess: deepsent::preprocess::Preprocess { crop: 0, ..model.preprocess.clone() }, ..model.clone() }, "crop 0"),
+        ("crop over the resize", SavedModel { preprocess: deepsent::preprocess::Preprocess { crop: 300, ..model.preprocess.clone() }, ..model.clone() }, "stored image side 256"),
+        ("resize 0", SavedModel { preprocess: deepsent::preprocess::Preprocess { resize: Resize::Warp(0), ..model.preprocess.clone() }, ..model.clone() }, "stored image side 0"),
+        ("huge resize", SavedModel { preprocess: deepsent::preprocess::Preprocess { resize: Resize::Warp(1 << 40), ..model.preprocess.clone() }, ..model.clone() }, "between the crop"),
+        ("no layers", SavedModel { spec: deepsent::model::spec::NetSpec { layers: vec![], ..model.spec.clone() }, ..model.clone() }, "no layers"),
+        ("a NaN weight", { let mut m = model.clone(); m.weights.layers.get_mut("fire5/conv3x3_2").unwrap()[1].data[7] = f32::NAN; m }, "layer fire5/conv3x3_2: blob 1"),
+        ("an infinite weight", { let mut m = model.clone(); m.weights.layers.get_mut("conv1").unwrap()[0].data[0] = f32::INFINITY; m }, "holds inf at element 0"),
+    ];
+    for (what, m, want) in doctored {
+        let path = dir.path().join(format!("{}.safetensors", what.replace(' ', "-")));
+        m.save(&path).unwrap();
+        let out = common::deepsent().args(["model", "info"]).arg(&path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains(&*path.to_string_lossy()) && err.contains(want), "{what}: {err}");
+    }
+}
+
 #[test]
 fn classify_cli_json() {
     let out = common::deepsent()

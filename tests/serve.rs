@@ -393,3 +393,21 @@ fn sigterm_with_a_stalled_upload_exits_within_the_grace_period() {
     };
     assert!(status.success(), "exit status {status}");
 }
+
+/// Finite weights that overflow (conv1 weights of ±1e37) make `predict`
+/// fail and name the layer, instead of printing NaN or "negative 0.500".
+#[test]
+fn outputs_that_are_not_numbers_are_an_error_naming_the_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sentiment_model(dir.path());
+    let mut model = SavedModel::load(&path).unwrap();
+    for w in &mut model.weights.layers.get_mut("conv1").unwrap()[0].data {
+        *w = w.signum() * 1e37;
+    }
+    model.save(&path).unwrap();
+    let out = common::deepsent().args(["predict", "--model"]).arg(&path).arg(common::imagenet_check_dir().join("owl.jpg")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err} {}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("layer conv1 outputs NaN or infinity"), "{err}");
+    assert!(out.stdout.is_empty(), "no answer is printed: {}", String::from_utf8_lossy(&out.stdout));
+}

@@ -60,7 +60,7 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
         let decoded: Vec<Result<image::RgbImage, String>> =
             chunk.par_iter().map(|p| decode_file(p, DEFAULT_MAX_PIXELS).map(|img| predictor.prepare(&img)).map_err(|e| e.to_string())).collect();
         let good: Vec<&image::RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
-        let mut predictions = predictor.predict(&good, a.oversample, a.batch).into_iter();
+        let mut predictions = predictor.predict(&good, a.oversample, a.batch).with_context(|| a.model.display().to_string())?.into_iter();
         for (path, d) in chunk.iter().zip(&decoded) {
             let path = path.display().to_string();
             rows.push(match d {

@@ -39,8 +39,9 @@ pub fn load_model(arch: Option<&Arch>, weights: &Path) -> Result<SavedModel> {
         bail!("{}: name its architecture (caffenet, squeezenet1.0, efficientnet-lite0 or a .prototxt) for this weights file", weights.display());
     };
     let spec = arch.spec()?;
-    let w = read_weights(weights, &spec).with_context(|| format!("loading {} weights", arch.name()))?;
     let preprocess: Preprocess = arch.preprocess(&spec);
+    preprocess.check(spec.input.dims()).map_err(|e| anyhow::anyhow!("{}: {e}", arch.name()))?;
+    let w = read_weights(weights, &spec).with_context(|| format!("loading {} weights", arch.name()))?;
     Ok(SavedModel {
         card: ModelCard { backbone: arch.name(), pretrained_from: weights.display().to_string(), ..Default::default() },
         spec,

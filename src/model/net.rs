@@ -172,6 +172,15 @@ impl Net {
         blobs.remove(&out).expect("the output blob is computed")
     }
 
+    /// The first layer, in the network's order, whose output holds a NaN or
+    /// an infinity for `input`: where finite weights overflowed.
+    pub fn first_non_finite(&self, input: Tensor<4>) -> Option<String> {
+        let tops: Vec<&str> = self.spec.layers.iter().flat_map(|l| l.tops.iter().map(String::as_str)).collect();
+        let blobs = self.blobs(input, &tops).ok()?;
+        let bad = |top: &String| blobs.get(top).is_some_and(|b| to_f32s(b).iter().any(|v| !v.is_finite()));
+        self.spec.layers.iter().find(|l| l.tops.iter().any(bad)).map(|l| l.name.clone())
+    }
+
     /// Runs the network in test mode and returns the named blobs, each as it
     /// is after the whole forward pass (as Caffe's `net.blobs[name]`).
     pub fn blobs(&self, input: Tensor<4>, wanted: &[&str]) -> Result<HashMap<String, Tensor<4>>, SpecError> {

@@ -91,6 +91,10 @@ impl SavedModel {
         let spec: NetSpec = serde_json::from_str(get(SPEC_KEY)?).map_err(|e| fmt_err(format!("{SPEC_KEY}: {e}")))?;
         let preprocess: Preprocess = serde_json::from_str(get(PREPROCESS_KEY)?).map_err(|e| fmt_err(format!("{PREPROCESS_KEY}: {e}")))?;
         let card: ModelCard = serde_json::from_str(get(CARD_KEY)?).map_err(|e| fmt_err(format!("{CARD_KEY}: {e}")))?;
+        if spec.layers.is_empty() {
+            return Err(fmt_err(format!("{SPEC_KEY}: the network has no layers")));
+        }
+        preprocess.check(spec.input.dims()).map_err(|e| fmt_err(format!("{PREPROCESS_KEY}: {e}")))?;
         let mut weights = tensor_file::arrays_to_weights(&arrays, "").map_err(fmt_err)?;
         weights.conform(&spec, &file).map_err(|e| fmt_err(e.to_string()))?;
         Ok(SavedModel { spec, weights, preprocess, card })

@@ -147,6 +147,13 @@ pub struct InputSpec {
     pub width: usize,
 }
 
+impl InputSpec {
+    /// `[channels, height, width]`.
+    pub fn dims(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetSpec {
     pub name: String,

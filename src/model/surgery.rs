@@ -94,7 +94,12 @@ pub fn parse_ops(text: &str) -> Result<Vec<Op>, SurgeryError> {
         .map(|s| {
             let parts: Vec<&str> = s.split(':').collect();
             // Bounded like a prototxt's num_output: no blob is sized from an absurd count.
-            let num = |p: &str| p.parse::<usize>().ok().filter(|&n| (1..=super::spec::MAX_OUTPUTS).contains(&n)).ok_or_else(|| SurgeryError::Syntax(s.into()));
+            let max = super::spec::MAX_OUTPUTS;
+            let num = |p: &str| match p.parse::<u64>() {
+                Ok(n) if (1..=max as u64).contains(&n) => Ok(n as usize),
+                Ok(n) => Err(SurgeryError::Invalid { op: s.into(), message: format!("{n} outputs: give between 1 and {max}") }),
+                Err(_) => Err(SurgeryError::Syntax(s.into())),
+            };
             Ok(match parts[..] {
                 ["cut-after", l] => Op::CutAfter(l.into()),
                 ["replace", l, n] => Op::Replace { layer: l.into(), outputs: num(n)? },

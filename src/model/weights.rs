@@ -33,7 +33,7 @@ pub struct Weights {
     pub layers: BTreeMap<String, Vec<Blob>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WeightsError {
     #[error("layer {layer}: no weights for it in {source_name}")]
     Missing { layer: String, source_name: String },
@@ -41,6 +41,8 @@ pub enum WeightsError {
     BlobCount { layer: String, source_name: String, found: usize, expected: usize },
     #[error("layer {layer}: blob {blob} in {source_name} has shape {found:?}, the spec needs {expected:?}")]
     Shape { layer: String, blob: usize, source_name: String, found: Shape, expected: Shape },
+    #[error("layer {layer}: blob {blob} in {source_name} holds {value} at element {index} (a corrupt file?): weights must be finite")]
+    NotFinite { layer: String, blob: usize, source_name: String, index: usize, value: f32 },
     #[error(transparent)]
     Spec(#[from] super::spec::SpecError),
 }
@@ -51,6 +53,8 @@ impl Weights {
     /// inner product's weights as 1 × 1 × out × in and biases as 1 × 1 × 1 × out:
     /// same elements, same order). Layers the spec does not have are ignored
     /// (e.g. the old fc8 after a surgery), so one file serves every variant.
+    /// A NaN or infinite weight is an error naming its layer: it would turn
+    /// every answer into NaN, or into "negative 0.500", without a word.
     pub fn conform(&mut self, spec: &NetSpec, source_name: &str) -> Result<(), WeightsError> {
         let shapes = spec.param_shapes()?;
         for (layer, expected) in spec.layers.iter().zip(shapes) {
@@ -84,6 +88,11 @@ impl Weights {
                         found: blob.shape.clone(),
                         expected: want,
                     });
+                }
+            }
+            for (i, blob) in blobs.iter().enumerate() {
+                if let Some((index, &value)) = blob.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    return Err(WeightsError::NotFinite { layer: layer.name.clone(), blob: i, source_name: source_name.into(), index, value });
                 }
             }
         }

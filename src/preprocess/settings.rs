@@ -40,7 +40,36 @@ pub struct Preprocess {
     pub scale: f32,
 }
 
+/// Largest side of a network's input and of a stored (warped) image: far
+/// above any ImageNet network (224–331), far below a size whose one image
+/// would not fit in memory.
+pub const MAX_SIDE: usize = 4096;
+
 impl Preprocess {
+    /// Whether this transform can feed a network whose input is
+    /// `[channels, height, width]` (a model file's settings are checked when
+    /// it is loaded, not when the first image fails): a crop of the network's
+    /// input size, within the stored image, finite numbers.
+    pub fn check(&self, [channels, height, width]: [usize; 3]) -> Result<(), String> {
+        let stored = self.stored_size();
+        if self.crop == 0 || self.crop > MAX_SIDE {
+            return Err(format!("crop {} must be between 1 and {MAX_SIDE}", self.crop));
+        }
+        if stored < self.crop || stored > MAX_SIDE {
+            return Err(format!("the stored image side {stored} must be between the crop ({}) and {MAX_SIDE}", self.crop));
+        }
+        if (height, width) != (self.crop, self.crop) {
+            return Err(format!("crop {0}×{0} differs from the network's input {height}×{width}", self.crop));
+        }
+        if channels != 3 {
+            return Err(format!("the network's input has {channels} channels; images give 3"));
+        }
+        if !self.mean.iter().chain([&self.scale]).all(|v| v.is_finite()) || self.scale == 0.0 {
+            return Err(format!("mean {:?} and scale {} must be finite, the scale non-zero", self.mean, self.scale));
+        }
+        Ok(())
+    }
+
     /// Caffe's ImageNet transform: warp to 256, BGR minus the ImageNet mean, 0–255 values.
     pub fn caffe(crop: usize) -> Self {
         Preprocess {
@@ -125,5 +154,24 @@ mod tests {
         let rgb = Preprocess { channel_order: ChannelOrder::Rgb, ..p };
         rgb.write_view(&img, Crop { y: 0, x: 0, size: 2, mirror: false }, &mut out);
         assert_eq!(&out[0..4], &[-0.5, 0.0, 4.5, 5.0]); // R = 0, 1, 10, 11 minus mean 1
+    }
+
+    #[test]
+    fn transforms_that_cannot_feed_the_network_are_named() {
+        let input = [3, 227, 227];
+        assert_eq!(Preprocess::caffe(227).check(input), Ok(()));
+        let bad = [
+            (Preprocess { crop: 0, ..Preprocess::caffe(227) }, "crop 0"),
+            (Preprocess { crop: 300, ..Preprocess::caffe(227) }, "stored image side 256"),
+            (Preprocess { resize: Resize::Warp(0), ..Preprocess::caffe(227) }, "stored image side 0"),
+            (Preprocess { resize: Resize::Warp(1 << 40), ..Preprocess::caffe(227) }, "stored image side 1099511627776"),
+            (Preprocess { crop: 224, ..Preprocess::caffe(227) }, "differs from the network's input 227×227"),
+            (Preprocess { scale: f32::NAN, ..Preprocess::caffe(227) }, "finite"),
+        ];
+        for (p, want) in bad {
+            let e = p.check(input).unwrap_err();
+            assert!(e.contains(want), "{p:?}: {e}");
+        }
+        assert!(Preprocess::caffe(227).check([1, 227, 227]).unwrap_err().contains("1 channels"));
     }
 }

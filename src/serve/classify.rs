@@ -23,6 +23,7 @@ pub struct Classified {
 /// view for `Resize::Direct`). Images are decoded in parallel and run in
 /// batches of `batch`.
 pub fn output_rows(net: &Net, pre: &Preprocess, images: &[PathBuf], batch: usize, max_pixels: u64) -> anyhow::Result<Vec<Vec<f32>>> {
+    super::predict::check_finite(net, pre)?;
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch.max(1)) {
         use rayon::prelude::*;

@@ -105,7 +105,8 @@ const BUDGET_UNIT: usize = 1 << 10;
 
 struct Job {
     image: RgbImage,
-    reply: oneshot::Sender<Prediction>,
+    /// The prediction, or why the model could not give one.
+    reply: oneshot::Sender<Result<Prediction, String>>,
 }
 
 struct App {
@@ -196,6 +197,7 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
         .route("/v1/predict", post(predict))
         .fallback(|method: Method, uri: Uri| async move { problem(StatusCode::NOT_FOUND, format!("no route {method} {uri}: {ROUTES}")) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move { problem(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {uri}: {ROUTES}")) })
+        // The multipart parser reads the buffered body under this limit (its own default is 2 MB).
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_stall))
         .layer(axum::middleware::from_fn_with_state(limits.max_body, refuse_declared_oversize))
@@ -219,10 +221,18 @@ fn infer(predictor: Predictor, queue: std::sync::mpsc::Receiver<Job>, batch: usi
             }
         }
         let images: Vec<&RgbImage> = jobs.iter().map(|j| &j.image).collect();
-        let predictions = predictor.predict(&images, false, batch);
-        for (job, p) in jobs.into_iter().zip(predictions) {
-            // The client may have gone away: nothing to answer then.
-            let _ = job.reply.send(p);
+        // The client may have gone away: nothing to answer then.
+        match predictor.predict(&images, false, batch) {
+            Ok(predictions) => {
+                for (job, p) in jobs.into_iter().zip(predictions) {
+                    let _ = job.reply.send(Ok(p));
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(format!("{e:#}")));
+                }
+            }
         }
     }
 }
@@ -319,7 +329,8 @@ async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, header
     let mut results = Vec::with_capacity(waiting.len());
     for (name, answer) in waiting {
         match answer.await {
-            Ok(p) => results.push(Answer { name, positive: p.positive, label: p.label }),
+            Ok(Ok(p)) => results.push(Answer { name, positive: p.positive, label: p.label }),
+            Ok(Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e),
             Err(_) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "the inference thread has stopped"),
         }
     }
@@ -414,8 +425,10 @@ async fn read_multipart(app: &App, request: Request) -> Result<Vec<(String, Byte
 }
 
 /// 413 for a body whose declared length is over the limit, without handing
-/// it to the route. Bodies without a declared length are limited by
-/// `DefaultBodyLimit` as they stream.
+/// it to the route; bodies without a declared length are limited by
+/// [`receive`] as they stream. Not tower-http's `RequestBodyLimitLayer`: it
+/// answers a plain-text 413 and leaves the body unread, so hyper closes the
+/// connection and a client still sending sees a broken pipe, not the answer.
 async fn refuse_declared_oversize(State(max_body): State<usize>, request: Request, next: axum::middleware::Next) -> Response {
     let declared = request.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let Some(len) = declared.filter(|&n| n > max_body) else {

@@ -40,6 +40,7 @@ impl Predictor {
         }
         let spec_name = model.spec.name.clone();
         let net = Net::new(model.spec, &model.weights, &burn::prelude::Device::flex())?;
+        check_finite(&net, &model.preprocess)?;
         Ok(Predictor { net, preprocess: model.preprocess, card: model.card, spec_name })
     }
 
@@ -48,11 +49,20 @@ impl Predictor {
         self.preprocess.resize_image(image)
     }
 
-    /// Scores prepared images, `batch` per forward pass.
-    pub fn predict(&self, prepared: &[&RgbImage], oversample: bool, batch: usize) -> Vec<Prediction> {
+    /// Scores prepared images, `batch` per forward pass. A score that is not
+    /// a number is an error naming the layer where it arose, not an answer.
+    pub fn predict(&self, prepared: &[&RgbImage], oversample: bool, batch: usize) -> Result<Vec<Prediction>> {
         let center = probabilities(&self.net, &self.preprocess, prepared, Views::Center, batch);
         let ten = oversample.then(|| probabilities(&self.net, &self.preprocess, prepared, Views::TenCrop, batch));
-        center
+        let scores = center.iter().chain(ten.iter().flatten());
+        if let Some(i) = scores.clone().position(|p| p.iter().any(|v| !v.is_finite())) {
+            let image = prepared[i % prepared.len().max(1)];
+            let mut view = vec![0.0; self.preprocess.view_len()];
+            self.preprocess.write_view(image, crate::preprocess::crops::center(self.preprocess.stored_size(), self.preprocess.crop), &mut view);
+            let layer = self.net.first_non_finite(self.net.input(view, self.net.device())).unwrap_or_else(|| "the softmax".into());
+            bail!("the model's output is not a number (NaN or infinite), first at layer {layer}: its weights overflow on this image");
+        }
+        Ok(center
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -63,8 +73,24 @@ impl Predictor {
                     label: if predicted(decisive) == 1 { "positive" } else { "negative" },
                 }
             })
-            .collect()
+            .collect())
     }
+}
+
+/// Runs a synthetic image (colour gradients) through every layer: an error
+/// naming the first layer whose output is not a number. Finite weights can
+/// still overflow (a flipped exponent bit), and a ReLU or max pooling after
+/// them turns NaN into ordinary numbers: the final scores alone would look
+/// fine and be wrong.
+pub fn check_finite(net: &Net, pre: &Preprocess) -> Result<()> {
+    let side = pre.stored_size() as u32;
+    let gradient = RgbImage::from_fn(side, side, |x, y| image::Rgb([(x * 255 / side) as u8, (y * 255 / side) as u8, ((x + y) * 127 / side) as u8]));
+    let mut view = vec![0.0; pre.view_len()];
+    pre.write_view(&gradient, crate::preprocess::crops::center(pre.stored_size(), pre.crop), &mut view);
+    if let Some(layer) = net.first_non_finite(net.input(view, net.device())) {
+        bail!("layer {layer} outputs NaN or infinity on a test image: its weights (or those before it) overflow; the model file is corrupt or was not trained to convergence");
+    }
+    Ok(())
 }
 
 /// P(positive) among the two sentiment outputs (a K-way softmax kept by raw

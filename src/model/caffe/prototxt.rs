@@ -6,6 +6,7 @@
 
 use super::text_format::{self, Field, Message, Pos, Value};
 use crate::model::spec::{InputSpec, MAX_OUTPUTS, LayerKind, LayerSpec, NetSpec, ParamMult, PoolMethod};
+use crate::preprocess::settings::MAX_SIDE;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +30,10 @@ pub fn read(path: &Path) -> Result<NetSpec, PrototxtError> {
 /// Parses prototxt text; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<NetSpec, PrototxtError> {
     let root = text_format::parse(text).map_err(|e| PrototxtError { file: file.into(), pos: e.pos, message: e.message })?;
+    if let Some((field, near)) = super::fields::unknown_field(&root) {
+        let hint = near.map(|n| format!(": did you mean `{n}`?")).unwrap_or_default();
+        return Err(PrototxtError { file: file.into(), pos: field.pos, message: format!("unknown field `{}`{hint}", field.name) });
+    }
     Converter { file }.net(&root)
 }
 
@@ -153,7 +158,7 @@ impl Converter<'_> {
             } else {
                 return self.err(pos, "input without input_dim or input_shape");
             };
-            input = Some(InputSpec { blob, channels: c, height: h, width: w });
+            input = Some(self.input(blob, [c, h, w], pos)?);
         }
         let v2: Vec<&Field> = root.all("layer").collect();
         let v1: Vec<&Field> = root.all("layers").collect();
@@ -178,7 +183,7 @@ impl Converter<'_> {
                 let Some(shape) = shape else { return self.err(f.pos, "Input layer without input_param { shape { … } }") };
                 let [c, h, w] = self.shape_of(self.msg(shape)?, shape.pos)?;
                 let blob = tops.first().cloned().unwrap_or_else(|| "data".into());
-                input = Some(InputSpec { blob, channels: c, height: h, width: w });
+                input = Some(self.input(blob, [c, h, w], shape.pos)?);
                 continue;
             }
             if DATA_TYPES.contains(&ty.as_str()) {
@@ -192,6 +197,14 @@ impl Converter<'_> {
             return self.err(Pos { line: 1, col: 1 }, "no input declared (input/input_dim, input_shape or an Input layer)");
         };
         Ok(NetSpec { name, input, layers })
+    }
+
+    /// The input, its sizes checked before anything is sized from them.
+    fn input(&self, blob: String, [channels, height, width]: [usize; 3], pos: Pos) -> R<InputSpec> {
+        if !(1..=MAX_SIDE).contains(&height) || !(1..=MAX_SIDE).contains(&width) || !(1..=MAX_OUTPUTS).contains(&channels) {
+            return self.err(pos, format!("input {channels}×{height}×{width}: each side must be between 1 and {MAX_SIDE}, the channels between 1 and {MAX_OUTPUTS}"));
+        }
+        Ok(InputSpec { blob, channels, height, width })
     }
 
     fn is_train_only(&self, m: &Message) -> R<bool> {
@@ -414,6 +427,15 @@ mod tests {
         let bad_number = format!("{ok}\nlayer {{ name: \"c\" type: \"Convolution\" bottom: \"data\" top: \"c\"\n convolution_param {{ num_output: many kernel_size: 3 }} }}");
         let e = parse(&bad_number, "n").unwrap_err();
         assert_eq!(e.pos, Pos { line: 3, col: 22 }, "{e}");
+
+        // An input no image can be brought to, or whose one image would not fit in memory.
+        for (dims, at) in [("input_dim: 1 input_dim: 3 input_dim: 100000 input_dim: 100000", "2:1"), ("input_dim: 1 input_dim: 3 input_dim: 0 input_dim: 227", "2:1")] {
+            let e = parse(&format!("name: \"n\"\ninput: \"data\"\n{dims}\nlayer {{ name: \"r\" type: \"ReLU\" bottom: \"data\" top: \"data\" }}"), "n").unwrap_err();
+            assert_eq!(e.pos.to_string(), at, "{e}");
+            assert!(e.message.contains("must be between 1 and 4096"), "{e}");
+        }
+        let e = parse(&ok.replace("dim: 224 dim: 224", "dim: 224 dim: 5000000"), "x").unwrap_err();
+        assert!(e.message.contains("3×224×5000000"), "{e}");
 
         // No output at all, or so many that one layer's weights would not fit in memory.
         for n in ["0", "2000000000", "4294967296"] {

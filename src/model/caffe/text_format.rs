@@ -146,15 +146,21 @@ impl<'a> Lexer<'a> {
 pub fn parse(src: &str) -> Result<Message, SyntaxError> {
     let lexer = Lexer { chars: src.chars().peekable(), pos: Pos { line: 1, col: 1 } };
     let tokens = lexer.tokens()?;
-    let mut p = Parser { tokens, i: 0, end: Pos { line: src.lines().count().max(1), col: 1 } };
+    let mut p = Parser { tokens, i: 0, end: Pos { line: src.lines().count().max(1), col: 1 }, depth: 0 };
     let msg = p.message(None, Pos { line: 1, col: 1 })?;
     Ok(msg)
 }
+
+/// Deepest nesting of messages accepted. Caffe's own files nest four deep;
+/// the parser recurses once per level, and 20,000 levels overflow the stack.
+const MAX_NESTING: usize = 100;
 
 struct Parser {
     tokens: Vec<(Tok, Pos)>,
     i: usize,
     end: Pos,
+    /// Messages open at this point (the file itself not counted).
+    depth: usize,
 }
 
 impl Parser {
@@ -181,6 +187,19 @@ impl Parser {
 
     /// Fields until `close` (or the end of input at the top level).
     fn message(&mut self, close: Option<char>, pos: Pos) -> Result<Message, SyntaxError> {
+        if close.is_none() {
+            return self.fields(close, pos);
+        }
+        if self.depth == MAX_NESTING {
+            return self.err(pos, format!("messages nested more than {MAX_NESTING} deep"));
+        }
+        self.depth += 1;
+        let msg = self.fields(close, pos);
+        self.depth -= 1;
+        msg
+    }
+
+    fn fields(&mut self, close: Option<char>, pos: Pos) -> Result<Message, SyntaxError> {
         let mut msg = Message { fields: Vec::new(), pos: Some(pos) };
         loop {
             match self.peek().cloned() {
@@ -313,5 +332,16 @@ mod tests {
         assert_eq!(e.to_string(), "1:7: string is not closed");
         let e = parse("a: 1\nb: @").unwrap_err();
         assert_eq!(e.to_string(), "2:4: unexpected character '@'");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let nested = |depth: usize| format!("{}{}", "a { ".repeat(depth), "} ".repeat(depth));
+        assert!(parse(&nested(MAX_NESTING)).is_ok());
+        let e = parse(&nested(20_000)).unwrap_err();
+        assert_eq!(e.to_string(), format!("1:{}: messages nested more than {MAX_NESTING} deep", 4 * MAX_NESTING + 1));
+        // Lists of messages nest too.
+        let e = parse(&"a: [{ ".repeat(20_000)).unwrap_err();
+        assert!(e.message.contains("nested more than"), "{e}");
     }
 }
