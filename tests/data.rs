@@ -93,6 +93,18 @@ fn a_good_tiny_dataset_has_no_problems() {
     assert_eq!(problems_of(bom.path()), Vec::<String>::new());
 }
 
+/// A missing label file is the one problem reported, not the cause printed
+/// after a "not in the label file" for every fold line.
+#[test]
+fn a_missing_label_file_is_the_only_problem_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_twitter(dir.path(), GOOD_LABELS, "d.png 0\ne.png 1\n", "a.png 1\nb.png 0\nc.png 1\n");
+    std::fs::remove_file(dir.path().join("ground_truth/twitter_five_agrees.txt")).unwrap();
+    let problems = problems_of(dir.path());
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].contains("twitter_five_agrees.txt: cannot read"), "{problems:#?}");
+}
+
 #[test]
 fn each_bad_label_line_is_reported_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,6 +191,43 @@ fn csv_layout_reports_bad_rows() {
     assert!(p[0].contains("list.csv:4:") && p[0].contains("img/c.png not found"));
     assert!(p[1].contains("list.csv:5:") && p[1].contains("duplicate entry img/a.png"));
     assert!(p[2].contains("list.csv:6:") && p[2].contains("label \"yes\""));
+}
+
+/// `data check` reads every listed image's header: a CSV may list any file,
+/// and one that is no image, or a decompression bomb, is a problem there,
+/// not a failure hours later when training decodes it.
+#[test]
+fn data_check_refuses_listed_files_that_are_no_usable_image() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b", "c", "d"] {
+        common::write_png(&dir.path().join(format!("img/{name}.png")), 3, 3, [1, 2, 3]);
+    }
+    std::fs::write(dir.path().join("img/hostname"), "myhost\n").unwrap();
+    // A real PNG of 1 × 1 pixel whose header is edited to announce 20,000 × 20,000.
+    let mut bomb = std::fs::read(dir.path().join("img/a.png")).unwrap();
+    bomb[16..24].copy_from_slice(&[0, 0, 0x4e, 0x20, 0, 0, 0x4e, 0x20]);
+    let crc = crc32(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(dir.path().join("img/bomb.png"), bomb).unwrap();
+    let csv = dir.path().join("list.csv");
+    std::fs::write(&csv, "path,label\nimg/a.png,1\nimg/b.png,0\nimg/c.png,1\nimg/d.png,0\nimg/hostname,1\nimg/bomb.png,0\n").unwrap();
+    let out = common::deepsent().args(["data", "check", "--k", "2", "--root"]).arg(&csv).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("2 problem(s)"), "{text}");
+    assert!(text.contains("img/hostname: unsupported image format"), "{text}");
+    assert!(text.contains("img/bomb.png: 20000×20000 = 400000000 pixels is above the limit"), "{text}");
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 #[test]

@@ -1,5 +1,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use deepsent::preprocess::decode::check_file;
+use deepsent::preprocess::DEFAULT_MAX_PIXELS;
 use deepsent::data::{check, split, DataRequest, FoldSource, Layout, Subset, DEFAULT_K, DEFAULT_SPLIT_SEED};
 use deepsent::locate;
 use std::path::PathBuf;
@@ -84,7 +86,12 @@ pub enum DataCommand {
 pub fn run(cmd: DataCommand) -> Result<ExitCode> {
     match cmd {
         DataCommand::Check { data, json, strict } => {
-            let report = check::check(&data.request()?, strict);
+            // Each image's header: readable, JPEG/PNG/BMP, within the pixel limit (no pixel decoded).
+            let image_check = |path: &std::path::Path| {
+                let shown = format!("{}: ", path.display());
+                check_file(path, DEFAULT_MAX_PIXELS).map(|_| ()).map_err(|e| e.to_string().trim_start_matches(&shown).to_string())
+            };
+            let report = check::check(&data.request()?, strict, &image_check);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

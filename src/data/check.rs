@@ -4,6 +4,7 @@ use super::dataset::Counts;
 use super::{load, DataRequest, Layout, Loaded, Problem, Subset};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 #[derive(Debug, Serialize)]
 pub struct FoldCounts {
@@ -33,10 +34,15 @@ impl CheckReport {
     }
 }
 
+/// Whether deepsent can use an image file: `Err(why)` without the path.
+/// Given by the caller (decoding is the preprocessing stage, after data).
+pub type ImageCheck = dyn Fn(&std::path::Path) -> Result<(), String> + Sync;
+
 /// Checks every subset of the dataset a request names (all three agreement
-/// subsets for Twitter, the one set otherwise). With `strict`, images left
-/// out of every fold count as problems too.
-pub fn check(req: &DataRequest, strict: bool) -> CheckReport {
+/// subsets for Twitter, the one set otherwise), and each image once with
+/// `image_check`. With `strict`, images left out of every fold count as
+/// problems too.
+pub fn check(req: &DataRequest, strict: bool, image_check: &ImageCheck) -> CheckReport {
     let layout = Layout::detect(&req.root);
     let subsets: Vec<(String, Loaded)> = match layout {
         Some(Layout::Twitter) => Subset::ALL
@@ -53,6 +59,7 @@ pub fn check(req: &DataRequest, strict: bool) -> CheckReport {
         left_out: BTreeMap::new(),
         problems: Vec::new(),
     };
+    let mut images = BTreeMap::new();
     for (name, loaded) in subsets {
         let ds = &loaded.dataset;
         report.subsets.insert(name.clone(), ds.all_counts());
@@ -80,8 +87,20 @@ pub fn check(req: &DataRequest, strict: bool) -> CheckReport {
         }
         report.left_out.insert(name, left);
         report.problems.extend(loaded.problems);
+        for item in &ds.items {
+            images.entry(item.path.clone()).or_insert(());
+        }
     }
+    report.problems.extend(unusable_images(images.into_keys().collect(), image_check));
     report
+}
+
+/// A problem for each listed image that `image_check` refuses (a CSV can
+/// list any file: /etc/hostname, a decompression bomb). Missing files were
+/// reported with their list line already.
+fn unusable_images(paths: Vec<PathBuf>, image_check: &ImageCheck) -> Vec<Problem> {
+    use rayon::prelude::*;
+    paths.par_iter().filter(|p| p.exists()).filter_map(|p| image_check(p).err().map(|why| Problem::file(p, why))).collect()
 }
 
 impl std::fmt::Display for CheckReport {

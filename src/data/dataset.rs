@@ -45,10 +45,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Wraps a dataset and its problems, sorted by file and line so reports
-    /// read top to bottom.
+    /// Wraps a dataset and its problems: those about a whole file first (a
+    /// file that cannot be read is the likely cause of the rest), then by
+    /// file and line so reports read top to bottom.
     pub fn new(dataset: Dataset, mut problems: Vec<Problem>) -> Self {
-        problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        problems.sort_by(|a, b| (a.line.is_some(), &a.file, a.line).cmp(&(b.line.is_some(), &b.file, b.line)));
         Loaded { dataset, problems }
     }
 

@@ -52,12 +52,18 @@ pub fn load(root: &Path, subset: Subset) -> Loaded {
     let mut problems = Vec::new();
     let label_file = subset.label_file(root);
     let (entries, p) = list_file::read(&label_file);
+    let unreadable = entries.is_empty() && p.iter().any(|p| p.line.is_none());
     problems.extend(p);
+    let name = format!("twitter/{}", subset.name());
+    if unreadable {
+        // Every fold line would be "not in the label file": say the cause alone.
+        return Loaded::new(Dataset { name, items: Vec::new(), folds: Vec::new(), left_out: Vec::new() }, problems);
+    }
     let images = root.join("images");
     let items = items_from_entries(&label_file, &entries, |n| images.join(n), &mut problems);
     let fold_files = read_fold_dir(&subset.folds_dir(root), &mut problems);
     let (folds, left_out) = resolve_folds(&items, &fold_files, &mut problems);
-    Loaded::new(Dataset { name: format!("twitter/{}", subset.name()), items, folds, left_out }, problems)
+    Loaded::new(Dataset { name, items, folds, left_out }, problems)
 }
 
 /// Reads `DIR/fold1 … foldK/{train,test}.txt`; folds are numbered from 1 without gaps.

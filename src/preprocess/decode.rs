@@ -57,6 +57,24 @@ pub fn max_file_bytes(max_pixels: u64) -> u64 {
 /// before the rest is read, and no more than [`max_file_bytes`] are read:
 /// a device or a huge file that is no image (`/dev/zero`) is refused at once.
 pub fn decode_file(path: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    decode_bytes(&read_image_file(path, max_pixels)?, path, max_pixels)
+}
+
+/// Checks a file as [`decode_file`] would up to its pixels: readable, a
+/// supported format, a header within `max_pixels`. Returns width × height.
+/// Cheap (no pixel is decoded): what `data check` runs on every image.
+pub fn check_file(path: &Path, max_pixels: u64) -> Result<(u32, u32), DecodeError> {
+    let bytes = read_image_file(path, max_pixels)?;
+    let (width, height) = dimensions(&bytes, path)?;
+    if width as u64 * height as u64 > max_pixels {
+        return Err(DecodeError::TooLarge { path: path.into(), width, height, limit: max_pixels });
+    }
+    Ok((width, height))
+}
+
+/// The bytes of an image file, its format recognised before more than the
+/// first bytes are read, and at most [`max_file_bytes`] read.
+fn read_image_file(path: &Path, max_pixels: u64) -> Result<Vec<u8>, DecodeError> {
     let io = |source| DecodeError::Io { path: path.into(), source };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
@@ -67,7 +85,7 @@ pub fn decode_file(path: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError
     if bytes.len() as u64 > limit {
         return Err(DecodeError::FileTooLarge { path: path.into(), limit });
     }
-    decode_bytes(&bytes, path, max_pixels)
+    Ok(bytes)
 }
 
 /// The image format of `bytes` from their first bytes, if deepsent reads it.
