@@ -187,7 +187,8 @@ fn to_blob(b: BlobProtoPb, file: &str, layer: &str, index: usize) -> Result<Blob
     } else {
         b.data
     };
-    let expected: usize = shape.iter().product();
+    // A shape whose product overflows cannot match any data: usize::MAX stands for it.
+    let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(usize::MAX);
     if data.len() != expected {
         return Err(CaffemodelError::BlobSize { file: file.into(), layer: layer.into(), blob: index, shape, count: data.len(), expected });
     }
