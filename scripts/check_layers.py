@@ -3,7 +3,7 @@
 
 The pipeline's layers, bottom to top (see src/lib.rs):
 
-    support (atomic_write, locate, progress) < data < preprocess < model
+    support (atomic_write, download, locate, progress) < data < preprocess < model
     < train < eval < experiment < report < serve < cli
 
 A file may use its own layer and those below. Run from the repository root:
@@ -15,7 +15,7 @@ import re
 import sys
 
 ORDER = ["support", "data", "preprocess", "model", "train", "eval", "experiment", "report", "serve", "cli"]
-SUPPORT = {"atomic_write", "locate", "progress"}
+SUPPORT = {"atomic_write", "download", "locate", "progress"}
 
 
 def layer_of_module(name: str) -> str:

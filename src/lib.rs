@@ -17,6 +17,7 @@
 
 pub mod atomic_write;
 pub mod data;
+pub mod download;
 pub mod eval;
 pub mod experiment;
 pub mod locate;

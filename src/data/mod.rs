@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod dataset;
+pub mod fetch;
 pub mod folders;
 pub mod image_files;
 pub mod label;

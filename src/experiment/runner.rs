@@ -51,6 +51,36 @@ pub fn variant_dir(out: &Path, name: &str) -> PathBuf {
     out.join("runs").join("surgery").join(name)
 }
 
+/// The dataset root. On a machine that has none (no flag, variable, `../shared`
+/// or earlier fetch), the Twitter dataset is fetched into the deepsent home
+/// first, saying so: a fresh clone runs the README's first command as it is.
+fn data_root_or_fetch(root: Option<&Path>) -> Result<PathBuf> {
+    match crate::locate::data_root(root) {
+        Err(crate::locate::LocateError::NotFound { .. }) => {
+            let into = crate::download::home().join(crate::locate::TWITTER_IN_HOME);
+            eprintln!("no dataset found: fetching the Twitter dataset ({:.0} MB) into {}", crate::data::fetch::twitter_bytes() as f64 / 1e6, into.display());
+            crate::data::fetch::fetch_twitter(&into)?;
+            Ok(into)
+        }
+        found => Ok(found?),
+    }
+}
+
+/// The models directory; on a machine that has none, SqueezeNet v1.0 is
+/// fetched into the deepsent home first (the other backbones are fetched
+/// where their weights are looked up: `deepsent weights fetch`).
+fn models_dir_or_fetch(models: Option<&Path>, arch: &Arch) -> Result<PathBuf> {
+    match crate::locate::models_dir(models) {
+        Err(crate::locate::LocateError::NotFound { .. }) if *arch == Arch::SqueezeNet10 => {
+            let into = crate::download::home().join(crate::locate::MODELS_IN_HOME);
+            eprintln!("no models directory found: fetching SqueezeNet v1.0 (0.7 MB) into {}", into.display());
+            crate::model::fetch::fetch_squeezenet(&into)?;
+            Ok(into)
+        }
+        found => Ok(found?),
+    }
+}
+
 pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outcome> {
     let t0 = std::time::Instant::now();
     let exp = if options.quick { original.quick() } else { original.clone() };
@@ -61,11 +91,11 @@ pub fn run(original: &Experiment, out: &Path, options: &Options) -> Result<Outco
     let weights = match &exp.weights {
         Some(w) => w.clone(),
         None => {
-            let models = crate::locate::models_dir(options.models.as_deref())?;
+            let models = models_dir_or_fetch(options.models.as_deref(), &arch)?;
             arch.require_default_weights(&models, "set `weights` in the experiment file").map_err(anyhow::Error::msg)?
         }
     };
-    let req = DataRequest { root: crate::locate::data_root(exp.data.root.as_deref())?, subset: exp.data.subset, folds: exp.data.fold_source() };
+    let req = DataRequest { root: data_root_or_fetch(exp.data.root.as_deref())?, subset: exp.data.subset, folds: exp.data.fold_source() };
     let bench = Workbench::prepare(arch, weights, &req)?;
     let folds: Vec<usize> = if options.quick { exp.quick.folds.clone() } else { bench.all_folds() };
     let runs = Runs { bench: &bench, folds: &folds, options };

@@ -59,6 +59,27 @@ pub const EFFICIENTNET_LITE0: KnownWeights = KnownWeights {
 
 pub const KNOWN: [KnownWeights; 2] = [CAFFENET, EFFICIENTNET_LITE0];
 
+/// SqueezeNet v1.0's Caffe files (Deep Compression's release, BSD) from
+/// songhan/SqueezeNet-Deep-Compression at a pinned commit, laid out as the
+/// models directory has them (`squeezenet_v1.0/…`).
+pub fn squeezenet_files() -> Vec<crate::download::Pinned> {
+    const REPO: &str = "songhan/SqueezeNet-Deep-Compression";
+    const COMMIT: &str = "fb13faa2cf121ced9999f8a9d538ec6c56084733";
+    [
+        ("compressed_SqueezeNet.net", "e4ab6960ae8cd81505e1c2136921201507e930966c53deaf15862a395b3a3261", 675_763),
+        ("SqueezeNet_deploy.prototxt", "3bcb0e792e2b50ddeb955b178ba6742e28d8950956915348eba355652040674c", 10_486),
+        ("LICENCE", "900e176e31b720a8bb3f2db1ce735f49a2c28edccee0bb1fbed2b350c318b5d0", 1_250),
+    ]
+    .into_iter()
+    .map(|(file, sha256, bytes)| crate::download::Pinned { path: format!("squeezenet_v1.0/{file}"), url: crate::download::github_raw(REPO, COMMIT, file), sha256: sha256.into(), bytes })
+    .collect()
+}
+
+/// Fetches SqueezeNet v1.0 into a models directory (by default the deepsent home's `models/`).
+pub fn fetch_squeezenet(models: &Path) -> Result<crate::download::Fetched, crate::download::DownloadError> {
+    crate::download::fetch_all(&squeezenet_files(), models, "fetching squeezenet1.0", 3)
+}
+
 pub fn known(name: &str) -> Option<&'static KnownWeights> {
     KNOWN.iter().find(|k| k.name == name)
 }
