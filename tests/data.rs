@@ -206,7 +206,7 @@ fn data_check_refuses_listed_files_that_are_no_usable_image() {
     // A real PNG of 1 × 1 pixel whose header is edited to announce 20,000 × 20,000.
     let mut bomb = std::fs::read(dir.path().join("img/a.png")).unwrap();
     bomb[16..24].copy_from_slice(&[0, 0, 0x4e, 0x20, 0, 0, 0x4e, 0x20]);
-    let crc = crc32(&bomb[12..29]);
+    let crc = common::crc32(&bomb[12..29]);
     bomb[29..33].copy_from_slice(&crc.to_be_bytes());
     std::fs::write(dir.path().join("img/bomb.png"), bomb).unwrap();
     let csv = dir.path().join("list.csv");
@@ -219,16 +219,6 @@ fn data_check_refuses_listed_files_that_are_no_usable_image() {
     assert!(text.contains("img/bomb.png: 20000×20000 = 400000000 pixels is above the limit"), "{text}");
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
 
 #[test]
 fn one_corrupt_image_among_good_ones_fails_the_whole_cache() {

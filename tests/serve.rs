@@ -104,19 +104,9 @@ fn bomb_png() -> Vec<u8> {
         let mut c = (data.len() as u32).to_be_bytes().to_vec();
         c.extend(kind);
         c.extend(data);
-        let crc = crc32(&[kind, data].concat());
+        let crc = common::crc32(&[kind, data].concat());
         c.extend(crc.to_be_bytes());
         c
-    }
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &b in bytes {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
     }
     let mut ihdr = 20_000u32.to_be_bytes().to_vec();
     ihdr.extend(20_000u32.to_be_bytes());

@@ -33,3 +33,15 @@ pub fn write_png(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
 pub fn deepsent() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_deepsent"))
 }
+
+/// CRC-32 (PNG's checksum), for tests that write or edit PNG chunks by hand.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
