@@ -12,8 +12,43 @@ use deepsent::model::zoo::Arch;
 use deepsent::model::{deep_compression, torch_checkpoint, NetSpec};
 use deepsent::preprocess::decode::decode_bytes;
 use deepsent::preprocess::DEFAULT_MAX_PIXELS;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+/// The largest single allocation a parser may make on any input.
+pub const MAX_ALLOCATION: usize = 2 << 30;
+
+/// The system allocator, aborting on any single request over
+/// [`MAX_ALLOCATION`]: the fuzz targets' global allocator. libFuzzer's own
+/// `-malloc_limit_mb` needs a sanitizer's hooks, and its RSS limit misses a
+/// huge allocation that is reserved but not yet touched.
+pub struct Capped;
+
+unsafe impl GlobalAlloc for Capped {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        check(layout.size());
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        check(layout.size());
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        check(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+fn check(size: usize) {
+    if size > MAX_ALLOCATION {
+        // No formatting here: it could allocate.
+        std::process::abort();
+    }
+}
 
 /// Every target, by name (the names of `fuzz/fuzz_targets/*.rs` and of the corpus folders).
 pub const TARGETS: [(&str, fn(&[u8])); 9] = [

@@ -6,7 +6,8 @@
 #
 # Each target starts from its seed corpus (fuzz/corpus/TARGET, committed) and
 # grows a working corpus in fuzz/work/TARGET (not committed). A run fails on a
-# panic, an abort, an input that takes over 10 s, or a process over 2 GiB;
+# panic, an abort, an input that takes over 10 s, a process over 2 GiB, or
+# one allocation over 2 GiB (the targets' global allocator aborts on it);
 # libFuzzer then writes the input to fuzz/artifacts/TARGET/: add it to
 # fuzz/corpus/TARGET with its fix, so that `cargo test` (tests/fuzz_corpus.rs)
 # replays it from then on. Needs a nightly toolchain and cargo-fuzz, which
@@ -27,7 +28,7 @@ summary=results/fuzz/fuzz.md
 {
   echo "# Fuzzing ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git rev-parse --short HEAD))"
   echo
-  echo "\`scripts/fuzz.sh $RUNS ${TARGETS[*]}\`: libFuzzer through cargo-fuzz, no sanitizer, \`-rss_limit_mb=2048 -timeout=10\`."
+  echo "\`scripts/fuzz.sh $RUNS ${TARGETS[*]}\`: libFuzzer through cargo-fuzz, no sanitizer, \`-rss_limit_mb=2048 -timeout=10\`, and a global allocator that aborts on any single allocation over 2 GiB (fuzz/targets.rs)."
   echo
   echo "| target | runs | seconds | corpus after | result |"
   echo "|---|---|---|---|---|"

@@ -5,6 +5,7 @@
 //! are `scripts/fuzz.sh`; every crash they find is added to the corpus, so
 //! it is replayed here from then on.
 
+#[allow(dead_code)] // the fuzz binaries' allocator
 #[path = "../fuzz/targets.rs"]
 mod targets;
 

@@ -4,4 +4,7 @@
 #[path = "../targets.rs"]
 mod targets;
 
+#[global_allocator]
+static ALLOCATOR: targets::Capped = targets::Capped;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::torch_pickle(data));
