@@ -1,5 +1,6 @@
 //! Evaluation: scoring views, metrics, cross-validation, layer probes.
 
+pub mod binary_metrics;
 pub mod crossval;
 pub mod features;
 pub mod finetune;
