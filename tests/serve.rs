@@ -401,3 +401,40 @@ fn outputs_that_are_not_numbers_are_an_error_naming_the_layer() {
     assert!(err.contains("layer conv1 outputs NaN or infinity"), "{err}");
     assert!(out.stdout.is_empty(), "no answer is printed: {}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// `evaluate` on a folder dataset: its metrics.json scores each image as
+/// `predict` does, and its accuracy is the share of those answers that match
+/// the folder's label.
+#[test]
+fn evaluate_scores_like_predict_and_writes_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = sentiment_model(dir.path());
+    let data = dir.path().join("data");
+    let photos = ["owl.jpg", "hot_dog.jpg", "bird.bmp", "parrot.jpg"];
+    for (i, name) in photos.iter().enumerate() {
+        let class = if i % 2 == 0 { "positive" } else { "negative" };
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        std::fs::write(data.join(class).join(name), photo(name)).unwrap();
+    }
+    let out = dir.path().join("eval");
+    let run = common::deepsent().args(["evaluate", "--k", "2", "--model"]).arg(&model).arg("--root").arg(&data).arg("--out").arg(&out).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let images = metrics["images"].as_array().unwrap();
+    assert_eq!(images.len(), 4);
+    let predict = common::deepsent().args(["predict", "--format", "json", "--model"]).arg(&model).arg(&data).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&predict.stdout).unwrap();
+    let mut right = 0;
+    for row in rows["results"].as_array().unwrap() {
+        let path = row["path"].as_str().unwrap();
+        let scored = images.iter().find(|i| path.ends_with(i["name"].as_str().unwrap())).unwrap_or_else(|| panic!("{path} not evaluated"));
+        assert!((scored["positive"].as_f64().unwrap() - row["positive"].as_f64().unwrap()).abs() < 1e-6, "{path}");
+        right += usize::from((row["label"] == "positive") == path.contains("/positive/"));
+    }
+    assert_eq!(metrics["center"]["accuracy"].as_f64().unwrap(), right as f64 / 4.0);
+    for key in ["balanced_accuracy", "roc_auc", "pr_auc", "log_loss", "brier", "ece"] {
+        assert!(metrics["center"][key].is_number(), "{key}: {}", metrics["center"]);
+        assert!(metrics["center"]["interval"][key]["low"].is_number() || key == "roc_auc", "{key} interval");
+    }
+    assert!(std::fs::read_to_string(out.join("metrics.md")).unwrap().contains("| balanced_accuracy |"));
+}

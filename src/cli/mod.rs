@@ -5,6 +5,7 @@ mod bench;
 mod classify;
 mod crossval;
 mod data;
+mod evaluate;
 mod finetune;
 mod model;
 mod model_args;
@@ -52,6 +53,8 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Sentiment of images with a fine-tuned model.
     Predict(predict::PredictArgs),
+    /// Metrics of a trained model on a labelled image set (any layout deepsent reads).
+    Evaluate(evaluate::EvaluateArgs),
     /// Run an experiment file into a report with every table and plot (start here).
     Reproduce(reproduce::ReproduceArgs),
     /// Tables from finished runs.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Crossval(args) => crossval::run(args),
         Command::Finetune(args) => finetune::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Report(cmd) => report::run(cmd),

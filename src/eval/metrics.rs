@@ -10,6 +10,17 @@ pub fn predicted(probs: &[f32]) -> usize {
     usize::from(probs[1] > probs[0])
 }
 
+/// P(positive) among the two sentiment outputs (a K-way softmax kept by raw
+/// surgery is read on outputs 0 and 1, as [`predicted`] is); ½ when both are 0.
+pub fn positive_probability(probs: &[f32]) -> f32 {
+    let s = probs[0] + probs[1];
+    if s > 0.0 {
+        probs[1] / s
+    } else {
+        0.5
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
     pub accuracy: f64,

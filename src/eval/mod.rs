@@ -2,6 +2,7 @@
 
 pub mod binary_metrics;
 pub mod crossval;
+pub mod evaluate;
 pub mod features;
 pub mod finetune;
 pub mod linear;

@@ -3,6 +3,7 @@
 pub mod paper;
 pub mod confusion;
 pub mod curves;
+pub mod evaluation;
 pub mod plot;
 pub mod reproduction;
 pub mod tables;

@@ -2,7 +2,7 @@
 //! and scoring as cross-validation (warp, centre crop or Caffe's 10 crops,
 //! softmax), so a fold's model gives here the accuracy `crossval` reported.
 
-use crate::eval::metrics::predicted;
+use crate::eval::metrics::{positive_probability, predicted};
 use crate::eval::scoring::{probabilities, Views};
 use crate::model::saved::{ModelCard, SavedModel};
 use crate::model::Net;
@@ -68,8 +68,8 @@ impl Predictor {
             .map(|(i, c)| {
                 let decisive = ten.as_ref().map_or(c, |t| &t[i]);
                 Prediction {
-                    positive: positive(c),
-                    positive_10crop: ten.as_ref().map(|t| positive(&t[i])),
+                    positive: positive_probability(c),
+                    positive_10crop: ten.as_ref().map(|t| positive_probability(&t[i])),
                     label: if predicted(decisive) == 1 { "positive" } else { "negative" },
                 }
             })
@@ -91,15 +91,4 @@ pub fn check_finite(net: &Net, pre: &Preprocess) -> Result<()> {
         bail!("layer {layer} outputs NaN or infinity on a test image: its weights (or those before it) overflow; the model file is corrupt or was not trained to convergence");
     }
     Ok(())
-}
-
-/// P(positive) among the two sentiment outputs (a K-way softmax kept by raw
-/// surgery is read on outputs 0 and 1, as in scoring).
-fn positive(probs: &[f32]) -> f32 {
-    let s = probs[0] + probs[1];
-    if s > 0.0 {
-        probs[1] / s
-    } else {
-        0.5
-    }
 }

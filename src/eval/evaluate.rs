@@ -1,0 +1,71 @@
+//! A trained model on a labelled image set: every image scored (centre crop,
+//! and with oversampling the 10-crop average), then the metrics of
+//! [`super::binary_metrics`] with bootstrap intervals, per view.
+
+use super::binary_metrics::{binary_metrics, bootstrap, BinaryMetrics, Interval};
+use super::metrics::positive_probability;
+use super::scoring::{probabilities, Views};
+use crate::data::Item;
+use crate::model::Net;
+use crate::preprocess::decode::decode_file;
+use crate::preprocess::{Preprocess, DEFAULT_MAX_PIXELS};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bootstrap resamples of the intervals, and their seed (the same images give the same intervals).
+pub const RESAMPLES: usize = 1000;
+pub const SEED: u64 = 0;
+
+/// The metrics of one way of scoring (centre crop or 10-crop).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewMetrics {
+    #[serde(flatten)]
+    pub metrics: BinaryMetrics,
+    /// 95 % bootstrap interval of each scalar metric, by name.
+    pub interval: BTreeMap<String, Interval>,
+}
+
+/// One image's scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub name: String,
+    pub label: usize,
+    pub positive: f64,
+    pub positive_10crop: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub center: ViewMetrics,
+    pub ten_crop: Option<ViewMetrics>,
+    pub images: Vec<Scored>,
+}
+
+/// Scores every item (`batch` views per forward pass) and measures. An
+/// image that cannot be decoded is an error naming it: a metric over the
+/// images that happened to load would not be the set's.
+pub fn evaluate(net: &Net, pre: &Preprocess, items: &[Item], oversample: bool, batch: usize) -> anyhow::Result<Evaluation> {
+    let bar = crate::progress::bar(items.len() as u64, "evaluating");
+    let mut images = Vec::with_capacity(items.len());
+    for chunk in items.chunks(batch.max(1) * 4) {
+        use rayon::prelude::*;
+        let decoded: Vec<image::RgbImage> = chunk.par_iter().map(|item| decode_file(&item.path, DEFAULT_MAX_PIXELS).map(|img| pre.resize_image(&img))).collect::<Result<_, _>>()?;
+        let refs: Vec<&image::RgbImage> = decoded.iter().collect();
+        let positive = |probs: Vec<Vec<f32>>| probs.iter().map(|p| positive_probability(p) as f64).collect::<Vec<f64>>();
+        let center = positive(probabilities(net, pre, &refs, Views::Center, batch));
+        let ten = oversample.then(|| positive(probabilities(net, pre, &refs, Views::TenCrop, batch)));
+        for (i, item) in chunk.iter().enumerate() {
+            images.push(Scored { name: item.name.clone(), label: item.label.index(), positive: center[i], positive_10crop: ten.as_ref().map(|t| t[i]) });
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let labels: Vec<usize> = images.iter().map(|s| s.label).collect();
+    let view = |scores: Vec<f64>| ViewMetrics {
+        interval: bootstrap(&scores, &labels, RESAMPLES, SEED).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        metrics: binary_metrics(&scores, &labels),
+    };
+    let center = view(images.iter().map(|s| s.positive).collect());
+    let ten_crop = oversample.then(|| view(images.iter().map(|s| s.positive_10crop.unwrap_or(f64::NAN)).collect()));
+    Ok(Evaluation { center, ten_crop, images })
+}
