@@ -417,7 +417,7 @@ fn evaluate_scores_like_predict_and_writes_its_metrics() {
         std::fs::write(data.join(class).join(name), photo(name)).unwrap();
     }
     let out = dir.path().join("eval");
-    let run = common::deepsent().args(["evaluate", "--k", "2", "--model"]).arg(&model).arg("--root").arg(&data).arg("--out").arg(&out).output().unwrap();
+    let run = common::deepsent().args(["evaluate", "--model"]).arg(&model).arg("--root").arg(&data).arg("--out").arg(&out).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     let images = metrics["images"].as_array().unwrap();

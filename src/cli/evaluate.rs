@@ -15,8 +15,14 @@ pub struct EvaluateArgs {
     /// A model saved by `finetune` or `crossval` (.safetensors).
     #[arg(long)]
     model: PathBuf,
-    #[command(flatten)]
-    data: DataArgs,
+    /// Images and labels: the Twitter layout, a folder of positive/ and
+    /// negative/, or a CSV of path,label [default: $DEEPSENT_DATA, else
+    /// ../shared/data/twitter, else the deepsent home].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Twitter agreement subset [default: five]. The Twitter layout only.
+    #[arg(long, value_parser = crate::cli::enum_value::<deepsent::data::Subset>)]
+    subset: Option<deepsent::data::Subset>,
     /// Also score the 10-crop average (4 corners + centre, mirrored).
     #[arg(long)]
     oversample: bool,
@@ -30,7 +36,9 @@ pub struct EvaluateArgs {
 
 pub fn run(a: EvaluateArgs) -> Result<ExitCode> {
     let model = SavedModel::load(&a.model)?;
-    let req = a.data.request()?;
+    // The whole set is scored: no folds are drawn (the layout checks of the data commands apply).
+    let data = DataArgs { root: a.root, subset: a.subset, folds: None, k: None, split_seed: None };
+    let req = deepsent::data::DataRequest { folds: deepsent::data::FoldSource::None, ..data.request()? };
     let dataset = deepsent::data::load(&req).into_result()?;
     let net = Net::new(model.spec, &model.weights, &burn::prelude::Device::flex())?;
     deepsent::serve::predict::check_finite(&net, &model.preprocess)?;

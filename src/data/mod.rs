@@ -57,6 +57,9 @@ pub enum FoldSource {
     Dir(PathBuf),
     /// A stratified k-fold split drawn with a seed.
     Drawn { k: usize, seed: u64 },
+    /// No folds: the whole set, as one (what `evaluate` scores). The Twitter
+    /// layout still reads its published folds.
+    None,
 }
 
 impl Default for FoldSource {
@@ -101,6 +104,7 @@ pub fn load(req: &DataRequest) -> Loaded {
             let files = twitter::read_fold_dir(dir, &mut problems);
             dataset::resolve_folds(&items, &files, &mut problems)
         }
+        FoldSource::None => (Vec::new(), Vec::new()),
         FoldSource::Drawn { k, seed } => {
             if *k < 2 {
                 problems.push(Problem::file(&req.root, format!("k-fold cross-validation needs k ≥ 2 folds, not {k}")));
