@@ -417,8 +417,11 @@ fn evaluate_scores_like_predict_and_writes_its_metrics() {
         std::fs::write(data.join(class).join(name), photo(name)).unwrap();
     }
     let out = dir.path().join("eval");
-    let run = common::deepsent().args(["evaluate", "--model"]).arg(&model).arg("--root").arg(&data).arg("--out").arg(&out).output().unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = common::deepsent().args(["evaluate", "--model"]).arg(&model).arg("--root").arg(&data).arg("--out").arg(&out).env("DEEPSENT_PROGRESS_SECS", "0").output().unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    // Not a terminal: the progress bar comes as plain lines.
+    assert!(log.lines().any(|l| l.starts_with("evaluating") && l.contains("/4")), "{log}");
     let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     let images = metrics["images"].as_array().unwrap();
     assert_eq!(images.len(), 4);

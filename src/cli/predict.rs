@@ -53,7 +53,7 @@ struct Row {
 pub fn run(a: PredictArgs) -> Result<ExitCode> {
     let predictor = Predictor::new(SavedModel::load(&a.model)?)?;
     let files = collect(&a.paths)?;
-    let bar = deepsent::progress::bar(files.len() as u64, "predicting");
+    let bar = deepsent::progress::bar_or_lines(files.len() as u64, "predicting");
     let mut rows: Vec<Row> = Vec::with_capacity(files.len());
     for chunk in files.chunks(a.batch.max(1) * 4) {
         // Decode in parallel; a bad file becomes a row with its error.

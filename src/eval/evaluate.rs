@@ -45,7 +45,7 @@ pub struct Evaluation {
 /// image that cannot be decoded is an error naming it: a metric over the
 /// images that happened to load would not be the set's.
 pub fn evaluate(net: &Net, pre: &Preprocess, items: &[Item], oversample: bool, batch: usize) -> anyhow::Result<Evaluation> {
-    let bar = crate::progress::bar(items.len() as u64, "evaluating");
+    let bar = crate::progress::bar_or_lines(items.len() as u64, "evaluating");
     let mut images = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch.max(1) * 4) {
         use rayon::prelude::*;
