@@ -96,6 +96,10 @@ pub struct CrossvalResults {
     /// Fine-tuned minus starting centre-crop test accuracy, paired by fold.
     #[serde(default)]
     pub paired_center: Option<PairedSummary>,
+    /// What the run shows, in words: whether it may be called fine-tuning
+    /// (derived from the fold flags above; the Markdown table's title says the same).
+    #[serde(default)]
+    pub verdict: String,
     /// The size of the network trained (absent in runs written before it was recorded).
     #[serde(default)]
     pub network: Option<NetworkSize>,
@@ -110,6 +114,17 @@ impl CrossvalResults {
         self.unchanged_folds = self.folds.iter().filter(|r| same_answers(r)).map(|r| r.fold).collect();
         let pairs: Option<Vec<(f64, f64)>> = self.folds.iter().map(|r| r.acc_center_before.map(|b| (b, r.acc_center))).collect();
         self.paired_center = pairs.and_then(|p| paired(&p));
+        let (n, unmoved, unchanged) = (self.folds.len(), self.unmoved_folds.len(), self.unchanged_folds.len());
+        self.verdict = if self.did_not_move() {
+            format!("not fine-tuned: the network did not move on any of the {n} folds (test accuracy within one image of the start): a linear probe")
+        } else if 2 * unmoved > n {
+            format!("mostly not fine-tuned: the network did not move on {unmoved} of {n} folds (test accuracy within one image of the start)")
+        } else if 2 * unchanged > n {
+            format!("not shown to be fine-tuned: test accuracy within one image of the start on {unchanged} of {n} folds")
+        } else {
+            let gain = self.paired_center.as_ref().map_or(String::new(), |p| format!("; paired gain {:+.3}, better on {} of {n} folds", p.mean, p.improved));
+            format!("the network moved: test accuracy changed by more than one image on {} of {n} folds{gain}", n - unchanged)
+        };
     }
 
     /// Mean centre-crop test accuracy before training (the start), when every fold recorded it.
@@ -186,6 +201,7 @@ impl Crossval<'_> {
             degenerate_folds: Vec::new(),
             unmoved_folds: Vec::new(),
             unchanged_folds: Vec::new(),
+            verdict: String::new(),
             paired_center: None,
             network: Some(NetworkSize::after(&self.backbone.spec, self.ops)?),
         };
@@ -303,5 +319,9 @@ mod unmoved_tests {
         assert!(crate::report::tables::crossval_table(&still, "c").starts_with("# Not fine-tuned — the network did not move"));
         let mostly = results(&[(1, 0.5, Some(0.5)), (2, 0.5, Some(0.5)), (3, 0.6, Some(0.5))]);
         assert!(crate::report::tables::crossval_table(&mostly, "c").starts_with("# Mostly not fine-tuned — the network did not move on 2 of 3 folds"));
+        // results.json says it in words too.
+        assert!(still.verdict.starts_with("not fine-tuned: the network did not move on any of the 2 folds"), "{}", still.verdict);
+        assert!(mostly.verdict.starts_with("mostly not fine-tuned: the network did not move on 2 of 3 folds"), "{}", mostly.verdict);
+        assert!(r.verdict.starts_with("the network moved: test accuracy changed by more than one image on 2 of 4 folds"), "{}", r.verdict);
     }
 }
