@@ -107,8 +107,8 @@ pub fn dimensions(bytes: &[u8], name: &Path) -> Result<(u32, u32), DecodeError> 
 pub fn decode_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage, DecodeError> {
     let corrupt = |source| DecodeError::Corrupt { path: name.into(), source };
     let format = supported_format(bytes, name)?;
-    let (width, height) = dimensions(bytes, name)?;
     let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+    let (width, height) = reader().into_dimensions().map_err(corrupt)?;
     if width as u64 * height as u64 > max_pixels {
         return Err(DecodeError::TooLarge { path: name.into(), width, height, limit: max_pixels });
     }

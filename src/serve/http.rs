@@ -353,7 +353,8 @@ async fn receive(app: &App, headers: &HeaderMap, mut body: axum::body::Body) -> 
         return Err(busy("too many uploads in progress"));
     };
     let deadline = tokio::time::Instant::now() + limits.body_deadline(expected);
-    let mut bytes = Vec::with_capacity(expected);
+    // Sized from the declared length only: a body without one grows as it arrives.
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limits.max_body));
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(problem(StatusCode::REQUEST_TIMEOUT, format!("the body arrived too slowly: under {} bytes/s", limits.min_upload_rate))),
