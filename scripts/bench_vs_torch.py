@@ -4,7 +4,7 @@ inference and of a training step (forward, backward, SGD update), batch 32,
 random weights, for CaffeNet, SqueezeNet v1.0 and EfficientNet-Lite0 (the
 fine-tuning networks: 2 outputs, every layer trained).
 
-usage: scripts/bench_vs_torch.py [--out DIR] [--iters N] [--before PATH] [--arch A ...] [--mode M ...]
+usage: scripts/bench_vs_torch.py [--out DIR] [--iters N] [--rounds R] [--before PATH] [--arch A ...] [--mode M ...]
 
 PyTorch runs ../shared/bench/torch_bench.py (or $TORCH_BENCH) channels-last
 (NHWC, oneDNN) and NCHW, with as many threads as cores and with PyTorch's
@@ -16,7 +16,11 @@ binary (an older build), measured in the same run.
 
 Writes DIR/bench.json (every measurement, the machine, versions, command) and
 DIR/bench.md (the table). Absolute speeds on a shared machine move from day
-to day: compare ratios measured in one run.
+to day and, within a run, from minute to minute (a neighbour's load halves a
+core for seconds at a time): every configuration is measured in each of
+`--rounds` rounds, in an order that rotates from round to round, and its figure
+is the best of its round medians (the least disturbed one); every round's
+median is kept in bench.json.
 """
 import argparse, json, os, platform, re, subprocess, sys, time
 from pathlib import Path
@@ -48,7 +52,8 @@ def torch(script, arch, mode, iters, layout, threads):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(ROOT / "results" / "bench"))
-    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--before", help="another deepsent binary to measure in the same run")
     p.add_argument("--arch", nargs="*", default=ARCHS)
     p.add_argument("--mode", nargs="*", default=MODES)
@@ -62,10 +67,21 @@ def main():
     rows = []
     for arch in a.arch:
         for mode in a.mode:
-            row = {"arch": arch, "mode": mode, "deepsent": deepsent(binary, arch, mode, a.iters)}
+            # Every configuration, as a function measuring it once.
+            configs = [("deepsent", lambda: deepsent(binary, arch, mode, a.iters))]
             if a.before:
-                row["before"] = deepsent(a.before, arch, mode, a.iters)
-            row["torch"] = [dict(layout=l, requested_threads=t, **torch(script, arch, mode, a.iters, l, t)) for l, t in torch_configs]
+                configs.append(("before", lambda: deepsent(a.before, arch, mode, a.iters)))
+            for i, (l, t) in enumerate(torch_configs):
+                configs.append((f"torch{i}", lambda l=l, t=t: dict(layout=l, requested_threads=t, **torch(script, arch, mode, a.iters, l, t))))
+            rounds = {name: [] for name, _ in configs}
+            for r in range(a.rounds):
+                for name, measure in configs[r % len(configs):] + configs[:r % len(configs)]:
+                    rounds[name].append(measure())
+            best_of = lambda name: dict(max(rounds[name], key=lambda m: m["images_per_second"]), rounds=[m["images_per_second"] for m in rounds[name]])
+            row = {"arch": arch, "mode": mode, "deepsent": best_of("deepsent")}
+            if a.before:
+                row["before"] = best_of("before")
+            row["torch"] = [best_of(f"torch{i}") for i in range(len(torch_configs))]
             best = max(row["torch"], key=lambda r: r["images_per_second"])
             row["ratio_to_best_torch"] = row["deepsent"]["images_per_second"] / best["images_per_second"]
             rows.append(row)
@@ -78,6 +94,7 @@ def main():
         "deepsent": version,
         "batch": 32,
         "iterations": a.iters,
+        "rounds": a.rounds,
         "rows": rows,
     }
     out = Path(a.out)
@@ -107,7 +124,7 @@ def markdown(r):
         cells += [f"{x['images_per_second']:.1f} ({x['threads']} threads)" for x in t]
         cells.append(f"**{row['ratio_to_best_torch']:.2f}**")
         lines.append("| " + " | ".join(cells) + " |")
-    return (f"Batch {r['batch']}, median of {r['iterations']} iterations after 2 warm-up, random weights, one run on {r['date']}: "
+    return (f"Batch {r['batch']}, random weights; each figure the best of {r.get('rounds', 1)} rounds' medians of {r['iterations']} iterations after 2 warm-up, one run on {r['date']}: "
             f"{r['machine']['cpu']}, {r['machine']['cores']} cores; {r['deepsent']}; PyTorch {r['rows'][0]['torch'][0]['version']}.\n"
             f"Command: `{r['command']}`\n\n" + head + "\n".join(lines) + "\n")
 

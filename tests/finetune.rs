@@ -89,6 +89,7 @@ fn tiny_backbone() -> SavedModel {
         test_accuracy: None,
         created: String::new(),
         deepsent_version: String::new(),
+        ..Default::default()
     };
     SavedModel { spec, weights, preprocess: Preprocess { resize: Resize::Warp(12), crop: 10, ..Preprocess::caffe(10) }, card }
 }

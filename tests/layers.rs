@@ -92,6 +92,25 @@ fn batchnorm_scale_and_eltwise_by_hand() {
 }
 
 #[test]
+fn concat_and_eltwise_keep_the_order_of_their_bottoms() {
+    // Three 1-channel blobs a = x, b = 2x, c = 3x (1×1 convolutions), x = (1, 2).
+    let text = input(1, 1, 2)
+        + &["a", "b", "c"].iter().map(|n| format!(r#"layer {{ name: "{n}" type: "Convolution" bottom: "data" top: "{n}" convolution_param {{ num_output: 1 kernel_size: 1 bias_term: false }} }} "#)).collect::<String>()
+        + r#"layer { name: "two" type: "Concat" bottom: "c" bottom: "a" top: "two" }
+             layer { name: "three" type: "Concat" bottom: "a" bottom: "b" bottom: "c" top: "three" }
+             layer { name: "sum" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "sum" eltwise_param { coeff: 1 coeff: 10 coeff: 100 } }"#;
+    let one = |k: f32| vec![(vec![1, 1, 1, 1], vec![k])];
+    let n = net(&text, &[("a", one(1.0)), ("b", one(2.0)), ("c", one(3.0))]);
+    let (dims, y) = run(&n, vec![1.0, 2.0], "two");
+    assert_eq!((dims, y), (vec![1, 2, 1, 2], vec![3.0, 6.0, 1.0, 2.0]));
+    let (dims, y) = run(&n, vec![1.0, 2.0], "three");
+    assert_eq!((dims, y), (vec![1, 3, 1, 2], vec![1.0, 2.0, 2.0, 4.0, 3.0, 6.0]));
+    // 1·x + 10·2x + 100·3x = 321x
+    let (_, y) = run(&n, vec![1.0, 2.0], "sum");
+    assert_eq!(y, [321.0, 642.0]);
+}
+
+#[test]
 fn batchnorm_on_batch_statistics_by_hand() {
     // Stored: mean 2, variance 4 (sums 4 and 8 over factor 2). The batch (one
     // channel, values 1 and 3) has mean 2 and biased variance 1: normalised

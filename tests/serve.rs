@@ -30,6 +30,8 @@ fn sentiment_model(dir: &Path) -> PathBuf {
             test_accuracy: None,
             created: "now".into(),
             deepsent_version: "test".into(),
+            trained_positive_share: Some(0.7),
+            calibration: None,
         },
     };
     let path = dir.join("model.safetensors");
@@ -440,4 +442,107 @@ fn evaluate_scores_like_predict_and_writes_its_metrics() {
         assert!(metrics["center"]["interval"][key]["low"].is_number() || key == "roc_auc", "{key} interval");
     }
     assert!(std::fs::read_to_string(out.join("metrics.md")).unwrap().contains("| balanced_accuracy |"));
+}
+
+/// A label file whose names hold spaces and reuse a file name in two
+/// folders: `evaluate` finds every image, writes its plots, and `predict
+/// --truth` with the same file reports the same accuracy; a bare name that
+/// fits two images is an error listing both, in either command.
+#[test]
+fn evaluate_and_predict_truth_read_label_files_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = sentiment_model(dir.path());
+    let data = dir.path().join("mine");
+    let files = [("joy/1.jpg", "owl.jpg", 1), ("fear/1.jpg", "hot_dog.jpg", 0), ("Acorns 1.jpg", "parrot.jpg", 1), ("deep/er/bird one.bmp", "bird.bmp", 0)];
+    let mut labels = String::new();
+    for (name, photo_name, label) in files {
+        let path = data.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, photo(photo_name)).unwrap();
+        labels += &format!("{name} {label}\n");
+    }
+    let label_file = data.join("labels.txt");
+    std::fs::write(&label_file, &labels).unwrap();
+    let out = dir.path().join("eval");
+    let run = common::deepsent().args(["evaluate", "--model"]).arg(&model).arg("--root").arg(&label_file).arg("--out").arg(&out).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let names: Vec<&str> = metrics["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    for stem in ["roc", "pr", "reliability"] {
+        for ext in ["png", "svg"] {
+            let file = out.join(format!("{stem}.{ext}"));
+            assert!(std::fs::metadata(&file).map(|m| m.len() > 1000).unwrap_or(false), "{}", file.display());
+        }
+    }
+    let predict = common::deepsent().args(["predict", "--model"]).arg(&model).arg("--truth").arg(&label_file).arg(&data).output().unwrap();
+    let log = String::from_utf8_lossy(&predict.stderr);
+    assert!(predict.status.success(), "{log}");
+    let accuracy = metrics["center"]["accuracy"].as_f64().unwrap();
+    assert!(log.contains(&format!("on the 4 predicted images listed in {} (4 listed): {accuracy:.4}", label_file.display())), "{log} vs {accuracy}");
+
+    std::fs::write(&label_file, "1.jpg 1\n").unwrap();
+    for args in [vec!["evaluate", "--root", label_file.to_str().unwrap()], vec!["predict", "--truth", label_file.to_str().unwrap(), data.to_str().unwrap()]] {
+        let run = common::deepsent().args(&args).arg("--model").arg(&model).output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{args:?}");
+        assert!(err.contains("labels.txt:1: \"1.jpg\" is ambiguous") && err.contains("joy/1.jpg") && err.contains("fear/1.jpg"), "{args:?}: {err}");
+    }
+}
+
+/// `evaluate --calibrate` fits on one labelled set and reports on another:
+/// the two may not share an image; the calibrated model it writes is what
+/// `predict` then runs (its scores and answers are the calibrated ones), and
+/// `evaluate` of that model measures what `--calibrate` reported.
+#[test]
+fn calibration_is_fitted_on_disjoint_images_and_carried_by_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = sentiment_model(dir.path());
+    let set = |name: &str, photos: &[(&str, u8)]| {
+        let csv = dir.path().join(format!("{name}.csv"));
+        let mut text = String::from("path,label\n");
+        for (photo_name, label) in photos {
+            std::fs::create_dir_all(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join(photo_name), photo(photo_name)).unwrap();
+            text += &format!("{name}/{photo_name},{label}\n");
+        }
+        std::fs::write(&csv, text).unwrap();
+        csv
+    };
+    let calib = set("calib", &[("owl.jpg", 1), ("hot_dog.jpg", 0), ("bird.bmp", 1), ("dragonfly.bmp", 0)]);
+    let eval = set("eval", &[("parrot.jpg", 1), ("sunflower.bmp", 0), ("grace_hopper.bmp", 1)]);
+    let calibrated = dir.path().join("calibrated.safetensors");
+    let out = dir.path().join("out");
+    let run = common::deepsent().args(["evaluate", "--model"]).arg(&model).arg("--root").arg(&eval).arg("--calibrate").arg(&calib).arg("--write-model").arg(&calibrated).arg("--out").arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("What the calibration changed") && stdout.contains("| balanced_accuracy | centre crop |"), "{stdout}");
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let cal = &metrics["calibration"];
+    assert!(cal["temperature"].as_f64().unwrap() > 0.0 && cal["fitted"].as_str().unwrap().contains("calib.csv (4 images, centre crop)"), "{cal}");
+
+    // The calibrated model: predict answers with the calibrated scores and threshold.
+    let predict = common::deepsent().args(["predict", "--format", "json", "--model"]).arg(&calibrated).arg(dir.path().join("eval")).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&predict.stdout).unwrap();
+    let threshold = cal["threshold"].as_f64().unwrap();
+    for row in rows["results"].as_array().unwrap() {
+        let path = row["path"].as_str().unwrap();
+        let scored = metrics["images"].as_array().unwrap().iter().find(|i| path.ends_with(i["name"].as_str().unwrap())).unwrap();
+        let p = row["positive"].as_f64().unwrap();
+        assert!((scored["positive"].as_f64().unwrap() - p).abs() < 1e-5, "{path}: {scored} vs {row}");
+        assert_eq!(row["label"] == "positive", p > threshold, "{path}");
+    }
+    // Evaluating the calibrated model measures what the calibration run reported.
+    let again = common::deepsent().args(["evaluate", "--model"]).arg(&calibrated).arg("--root").arg(&eval).arg("--out").arg(dir.path().join("again")).output().unwrap();
+    assert!(again.status.success());
+    let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("again").join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(second["center"]["balanced_accuracy"], metrics["center"]["balanced_accuracy"]);
+
+    // Overlapping sets are refused, naming the shared image.
+    let overlap = set("calib2", &[("parrot.jpg", 1), ("owl.jpg", 0)]);
+    std::fs::write(&overlap, "path,label\neval/parrot.jpg,1\ncalib/owl.jpg,1\n").unwrap();
+    let run = common::deepsent().args(["evaluate", "--model"]).arg(&model).arg("--root").arg(&eval).arg("--calibrate").arg(&overlap).arg("--write-model").arg(dir.path().join("x.safetensors")).output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("share 1 image(s) (eval/parrot.jpg)"), "{err}");
+    assert!(!dir.path().join("x.safetensors").exists());
 }

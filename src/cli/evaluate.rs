@@ -1,7 +1,9 @@
 use crate::cli::data::DataArgs;
 use anyhow::{Context, Result};
 use clap::Args;
-use deepsent::eval::evaluate::evaluate;
+use anyhow::bail;
+use deepsent::eval::evaluate::{fit, measure, score_items};
+use deepsent::model::calibration::{prior_shift, Calibration};
 use deepsent::model::saved::SavedModel;
 use deepsent::model::Net;
 use std::path::PathBuf;
@@ -16,40 +18,123 @@ pub struct EvaluateArgs {
     #[arg(long)]
     model: PathBuf,
     /// Images and labels: the Twitter layout, a folder of positive/ and
-    /// negative/, or a CSV of path,label [default: $DEEPSENT_DATA, else
-    /// ../shared/data/twitter, else the deepsent home].
+    /// negative/, a CSV of path,label, or a label file of `name 0|1` lines
+    /// (names may hold spaces and relative paths) beside the images
+    /// [default: $DEEPSENT_DATA, else ../shared/data/twitter, else the deepsent home].
     #[arg(long)]
     root: Option<PathBuf>,
     /// Twitter agreement subset [default: five]. The Twitter layout only.
     #[arg(long, value_parser = crate::cli::enum_value::<deepsent::data::Subset>)]
     subset: Option<deepsent::data::Subset>,
+    /// Leave out the images of this Twitter subset: `--subset four --exclude
+    /// five` is the four-agree remainder, harder images than the five-agree
+    /// ones the models are trained on. The Twitter layout only.
+    #[arg(long, value_parser = crate::cli::enum_value::<deepsent::data::Subset>)]
+    exclude: Option<deepsent::data::Subset>,
     /// Also score the 10-crop average (4 corners + centre, mirrored).
     #[arg(long)]
     oversample: bool,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Write metrics.json (every metric and every image's score) and metrics.md here.
+    /// Fit a calibration on these labelled images (any layout, disjoint from
+    /// the evaluated ones): a temperature on the log-odds, then the threshold
+    /// of best balanced accuracy. Needs --write-model.
+    #[arg(long, requires = "write_model")]
+    calibrate: Option<PathBuf>,
+    /// Correct the scores for a set where this share of the images is
+    /// positive (the model's card records the share it was trained on).
+    /// Needs --write-model.
+    #[arg(long, requires = "write_model")]
+    prior: Option<f64>,
+    /// The share of positive training images, for a model whose card does not record it.
+    #[arg(long)]
+    trained_prior: Option<f64>,
+    /// Where the calibrated model goes (the same network and weights, its card carrying the calibration).
+    #[arg(long)]
+    write_model: Option<PathBuf>,
+    /// Write metrics.json (every metric and every image's score), metrics.md
+    /// and the ROC, precision-recall and reliability plots (PNG and SVG) here.
     #[arg(long)]
     out: Option<PathBuf>,
 }
 
 pub fn run(a: EvaluateArgs) -> Result<ExitCode> {
-    let model = SavedModel::load(&a.model)?;
-    // The whole set is scored: no folds are drawn (the layout checks of the data commands apply).
-    let data = DataArgs { root: a.root, subset: a.subset, folds: None, k: None, split_seed: None };
-    let req = deepsent::data::DataRequest { folds: deepsent::data::FoldSource::None, ..data.request()? };
-    let dataset = deepsent::data::load(&req).into_result()?;
-    let net = Net::new(model.spec, &model.weights, &burn::prelude::Device::flex())?;
+    let mut model = SavedModel::load(&a.model)?;
+    let dataset = load(a.root.clone(), a.subset, a.exclude)?;
+    let net = Net::new(model.spec.clone(), &model.weights, &burn::prelude::Device::flex())?;
     deepsent::serve::predict::check_finite(&net, &model.preprocess)?;
-    let evaluation = evaluate(&net, &model.preprocess, &dataset.items, a.oversample, a.batch)?;
-    let md = deepsent::report::evaluation::markdown(&evaluation, &a.model.display().to_string(), &dataset.name);
+    let raw = score_items(&net, &model.preprocess, &dataset.items, a.oversample, a.batch)?;
+    let fitting = a.calibrate.is_some() || a.prior.is_some();
+    let calibration = if fitting { Some(fit_calibration(&a, &model, &net, &dataset)?) } else { model.card.calibration.clone() };
+    let evaluation = measure(&raw, calibration.as_ref());
+    let mut md = deepsent::report::evaluation::markdown(&evaluation, &a.model.display().to_string(), &dataset.name);
+    if fitting {
+        // What changed: the same images, through the network's raw scores and through the new calibration.
+        let before = measure(&raw, None);
+        md += &deepsent::report::evaluation::calibration_change(&before, &evaluation);
+        let path = a.write_model.as_ref().expect("checked by clap");
+        model.card.calibration = calibration;
+        model.save(path)?;
+        eprintln!("wrote the calibrated model {} (predict and serve apply its calibration)", path.display());
+    }
     print!("{md}");
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         deepsent::atomic_write::write(&out.join("metrics.json"), serde_json::to_string_pretty(&evaluation)? + "\n")?;
         deepsent::atomic_write::write(&out.join("metrics.md"), md)?;
-        eprintln!("wrote {0}/metrics.json and {0}/metrics.md", out.display());
+        let title = format!("{}, {}", dataset.name, a.model.file_stem().unwrap_or_default().to_string_lossy());
+        deepsent::report::evaluation_plots::evaluation_plots(&evaluation, &title, out)?;
+        eprintln!("wrote {0}/metrics.json, metrics.md and the ROC, precision-recall and reliability plots ({0}/roc.png, pr.png, reliability.png, and .svg)", out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A labelled set as `evaluate` reads it: the whole set (no folds), less an excluded Twitter subset.
+fn load(root: Option<PathBuf>, subset: Option<deepsent::data::Subset>, exclude: Option<deepsent::data::Subset>) -> Result<deepsent::data::Dataset> {
+    let data = DataArgs { root, subset, folds: None, k: None, split_seed: None };
+    let req = deepsent::data::DataRequest { folds: deepsent::data::FoldSource::None, ..data.request()? };
+    let mut dataset = deepsent::data::load(&req).into_result()?;
+    if let Some(exclude) = exclude {
+        anyhow::ensure!(deepsent::data::Layout::detect(&req.root) == Some(deepsent::data::Layout::Twitter), "--exclude applies only to the Twitter dataset");
+        dataset = deepsent::data::twitter::without_subset(dataset, &req.root, exclude).into_result()?;
+    }
+    anyhow::ensure!(!dataset.items.is_empty(), "no images in {}", dataset.name);
+    Ok(dataset)
+}
+
+/// The calibration `--calibrate` and `--prior` ask for, fitted on the
+/// calibration images' raw scores (never on the images evaluated: the two
+/// sets must not share an image).
+fn fit_calibration(a: &EvaluateArgs, model: &SavedModel, net: &Net, evaluated: &deepsent::data::Dataset) -> Result<Calibration> {
+    let shift = match a.prior {
+        Some(target) => {
+            anyhow::ensure!(target > 0.0 && target < 1.0, "--prior is the share of positive images, strictly between 0 and 1 (not {target})");
+            let trained = a.trained_prior.or(model.card.trained_positive_share).with_context(|| {
+                format!("{} does not record the share of positive images it was trained on (models made before deepsent 0.1.0's cards did); give it with --trained-prior", a.model.display())
+            })?;
+            prior_shift(trained, target)
+        }
+        None => 0.0,
+    };
+    let Some(root) = &a.calibrate else {
+        let fitted = format!("prior correction from {:.3} to {:.3} positive", a.trained_prior.or(model.card.trained_positive_share).unwrap_or(0.5), a.prior.unwrap_or(0.5));
+        return Ok(Calibration { temperature: 1.0, shift, threshold: 0.5, fitted });
+    };
+    let calibration_set = load(Some(root.clone()), a.subset, None)?;
+    let canonical = |items: &[deepsent::data::Item]| -> std::collections::HashMap<PathBuf, String> {
+        items.iter().map(|i| (i.path.canonicalize().unwrap_or_else(|_| i.path.clone()), i.name.clone())).collect()
+    };
+    let evaluated_paths = canonical(&evaluated.items);
+    let mut shared: Vec<String> = canonical(&calibration_set.items).into_iter().filter(|(p, _)| evaluated_paths.contains_key(p)).map(|(_, n)| n).collect();
+    if !shared.is_empty() {
+        shared.sort();
+        let n = shared.len();
+        let list: Vec<&str> = shared.iter().take(5).map(|s| s.as_str()).collect();
+        bail!("the calibration set {} and the evaluated set share {n} image(s) ({}{}): a calibration fitted on the images it is judged on would flatter itself; give disjoint sets", root.display(), list.join(", "), if n > 5 { ", …" } else { "" });
+    }
+    let raw = score_items(net, &model.preprocess, &calibration_set.items, a.oversample, a.batch)?;
+    let view = if a.oversample { "10-crop" } else { "centre crop" };
+    let prior = a.prior.map(|p| format!(", prior corrected to {p:.3} positive")).unwrap_or_default();
+    Ok(fit(&raw, shift, format!("temperature and threshold fitted on {} ({} images, {view}){prior}", calibration_set.name, raw.len())))
 }

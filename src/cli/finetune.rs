@@ -64,6 +64,7 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
         preprocess: backbone.preprocess.clone(),
         card: ModelCard {
             cv_accuracy,
+            trained_positive_share: Some(deepsent::eval::crossval::positive_share(&labels)),
             ..ModelCard::new(
                 a.model.arch.name(),
                 bench.weights_id.clone(),

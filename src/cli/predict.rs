@@ -7,7 +7,6 @@ use deepsent::preprocess::DEFAULT_MAX_PIXELS;
 use deepsent::serve::predict::{Prediction, Predictor};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -32,8 +31,9 @@ pub struct PredictArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// A label file (`name 0|1` a line, as the Twitter folds): prints the
-    /// accuracy on the predicted images it lists.
+    /// A label file (`name 0|1` a line, as the Twitter folds; a name may hold
+    /// spaces or a relative path such as `joy/1.jpg`): prints the accuracy on
+    /// the predicted images it lists.
     #[arg(long)]
     truth: Option<PathBuf>,
     /// Image files or directories (searched recursively for JPEG, PNG, BMP).
@@ -139,24 +139,28 @@ fn print_rows(rows: &[Row], format: Format) -> Result<()> {
     Ok(())
 }
 
-/// Accuracy over the predicted images that `truth` lists (matched by file name).
+/// Accuracy over the predicted images that `truth` lists, each line matched to
+/// its image as `evaluate` matches them (data::label_match): by the tail of
+/// its path, so `joy/1.jpg` and `fear/1.jpg` stay apart, and a bare `1.jpg`
+/// naming both is an error that lists them.
 fn print_accuracy(rows: &[Row], truth: &Path, oversample: bool) -> Result<()> {
     // The label file is read as the dataset reads its own (data::list_file):
     // every bad line is reported with its file and line.
-    let (entries, problems) = deepsent::data::list_file::read(truth);
+    let (entries, mut problems) = deepsent::data::list_file::read(truth);
+    let paths: Vec<PathBuf> = rows.iter().map(|r| PathBuf::from(&r.path)).collect();
+    let (labels, mut unmatched) = deepsent::data::label_match::match_labels(truth, &entries, &paths, false);
+    problems.append(&mut unmatched);
     if !problems.is_empty() {
         anyhow::bail!("{}", deepsent::data::Problems(problems));
     }
-    let labels: HashMap<String, &str> = entries.iter().map(|e| (e.name.clone(), e.label.name())).collect();
     let (mut seen, mut correct) = (0, 0);
-    for r in rows {
-        let name = Path::new(&r.path).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        if let (Some(p), Some(want)) = (&r.prediction, labels.get(&name)) {
+    for (r, want) in rows.iter().zip(&labels) {
+        if let (Some(p), Some(want)) = (&r.prediction, want) {
             seen += 1;
-            correct += usize::from(p.label == *want);
+            correct += usize::from(p.label == want.name());
         }
     }
     let views = if oversample { "10-crop" } else { "centre crop" };
-    eprintln!("accuracy ({views}) on the {seen} predicted images listed in {} ({} listed): {:.4}", truth.display(), labels.len(), correct as f64 / seen.max(1) as f64);
+    eprintln!("accuracy ({views}) on the {seen} predicted images listed in {} ({} listed): {:.4}", truth.display(), entries.len(), correct as f64 / seen.max(1) as f64);
     Ok(())
 }

@@ -1,8 +1,10 @@
-//! Bring-your-own-data layouts: a folder per class, or a CSV `path,label`.
+//! Bring-your-own-data layouts: a folder per class, a CSV `path,label`, or a
+//! label file of `name label` lines beside the images.
 //!
 //! ```text
 //! ROOT/positive/**/*.jpg      ROOT/negative/**/*.png     (folder per class)
 //! FILE.csv: path,label        (header optional, paths relative to the CSV)
+//! FILE.txt: name 0|1          (names matched to the images under FILE's folder, see label_match)
 //! ```
 //!
 //! Items are named by their path relative to the root, which is also how the
@@ -112,6 +114,30 @@ pub fn load_csv(file: &Path, problems: &mut Vec<Problem>) -> Vec<Item> {
         items.push(Item { name: name.to_string(), path, label });
     }
     items
+}
+
+/// Reads a label file of `name 0|1` lines ([`super::list_file`]) and finds
+/// each line's image under the file's folder ([`super::label_match`]): every
+/// line must name exactly one image.
+pub fn load_label_file(file: &Path, problems: &mut Vec<Problem>) -> Vec<Item> {
+    let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (entries, mut found) = super::list_file::read(file);
+    problems.append(&mut found);
+    let mut images = Vec::new();
+    for entry in super::image_files::walk(base) {
+        match entry {
+            Ok(e) if e.file_type().is_file() && is_image_path(e.path()) != ImageKind::NotImage => images.push(e.into_path()),
+            Ok(_) => {}
+            Err(e) => problems.push(Problem::file(base, format!("cannot list: {e}"))),
+        }
+    }
+    let (labels, mut found) = super::label_match::match_labels(file, &entries, &images, true);
+    problems.append(&mut found);
+    images
+        .into_iter()
+        .zip(labels)
+        .filter_map(|(path, label)| Some(Item { name: relative_name(base, &path), label: label?, path }))
+        .collect()
 }
 
 fn relative_name(root: &Path, path: &Path) -> String {

@@ -1,5 +1,7 @@
-//! The list-file format shared by the Twitter label files and fold files:
-//! one image a line, `<file name> <0|1>`, separated by whitespace.
+//! The list-file format shared by the Twitter label files, fold files and
+//! users' label files: one image a line, `<name> <0|1>`, the label the last
+//! whitespace-separated field and the name everything before it (so a name
+//! may contain spaces: `Acorns 1.jpg 1`, or be a relative path: `joy/1.jpg 1`).
 
 use super::label::Label;
 use super::problem::Problem;
@@ -31,8 +33,8 @@ pub fn parse(file: &Path, text: &str) -> (Vec<Entry>, Vec<Problem>) {
         if content.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = content.split_whitespace().collect();
-        let [name, label] = fields[..] else {
+        let content = content.trim();
+        let Some((name, label)) = content.rsplit_once(char::is_whitespace).map(|(n, l)| (n.trim_end(), l)) else {
             problems.push(Problem::at(
                 file,
                 line,
@@ -84,10 +86,10 @@ mod tests {
 
     #[test]
     fn every_bad_line_is_reported_with_its_number() {
-        let text = "a.jpg 1\nb.jpg 2\ngarbage\n\nc.jpg 0\na.jpg 0\nd.jpg 1 extra\n";
+        let text = "a.jpg 1\nb.jpg 2\ngarbage\n\nc.jpg 0\na.jpg 0\nd.jpg 1 extra\nAcorns 1.jpg\t 1\n  joy/1.jpg 0  \n";
         let (entries, problems) = parse(Path::new("x.txt"), text);
         let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["a.jpg", "c.jpg"]);
+        assert_eq!(names, ["a.jpg", "c.jpg", "Acorns 1.jpg", "joy/1.jpg"]);
         let lines: Vec<_> = problems.iter().map(|p| p.line.unwrap()).collect();
         assert_eq!(lines, [2, 3, 6, 7]);
         assert!(problems[0].to_string().starts_with("x.txt:2: label \"2\""));

@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod folders;
 pub mod image_files;
 pub mod label;
+pub mod label_match;
 pub mod list_file;
 pub mod problem;
 pub mod split;
@@ -28,14 +29,18 @@ pub enum Layout {
     Folders,
     /// A CSV file of `path,label`.
     Csv,
+    /// A label file of `name 0|1` lines, the images under its folder.
+    LabelFile,
 }
 
 impl Layout {
-    /// Recognises the layout of a root: a `.csv` file, the Twitter layout, or
-    /// class folders.
+    /// Recognises the layout of a root: a `.csv` file, another file (a label
+    /// file), the Twitter layout, or class folders.
     pub fn detect(root: &Path) -> Option<Layout> {
         if root.is_file() && root.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
             Some(Layout::Csv)
+        } else if root.is_file() {
+            Some(Layout::LabelFile)
         } else if twitter::is_twitter_root(root) {
             Some(Layout::Twitter)
         } else if root.join("positive").is_dir() || root.join("negative").is_dir() {
@@ -90,11 +95,13 @@ pub fn load(req: &DataRequest) -> Loaded {
         Some(Layout::Twitter) => return twitter::load(&req.root, req.subset),
         Some(Layout::Folders) => folders::load_folders(&req.root, &mut problems),
         Some(Layout::Csv) => folders::load_csv(&req.root, &mut problems),
+        Some(Layout::LabelFile) => folders::load_label_file(&req.root, &mut problems),
         None => {
             problems.push(Problem::file(
                 &req.root,
                 "not a dataset: expected the Twitter layout (ground_truth/, images/), \
-                 class folders (positive/, negative/) or a .csv file of path,label",
+                 class folders (positive/, negative/), a .csv file of path,label \
+                 or a label file of `name 0|1` lines beside the images",
             ));
             Vec::new()
         }

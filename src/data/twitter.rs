@@ -66,6 +66,18 @@ pub fn load(root: &Path, subset: Subset) -> Loaded {
     Loaded::new(Dataset { name, items, folds, left_out }, problems)
 }
 
+/// `dataset` without the images of another subset (by name), e.g. the
+/// four-agree images on which fewer than five annotators agree; its folds are
+/// dropped (they index the whole subset).
+pub fn without_subset(dataset: Dataset, root: &Path, exclude: Subset) -> Loaded {
+    let file = exclude.label_file(root);
+    let (entries, problems) = list_file::read(&file);
+    let excluded: std::collections::HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let items = dataset.items.into_iter().filter(|i| !excluded.contains(i.name.as_str())).collect();
+    let name = format!("{} without {}", dataset.name, exclude.name());
+    Loaded::new(Dataset { name, items, folds: Vec::new(), left_out: Vec::new() }, problems)
+}
+
 /// Reads `DIR/fold1 … foldK/{train,test}.txt`; folds are numbered from 1 without gaps.
 pub fn read_fold_dir(dir: &Path, problems: &mut Vec<Problem>) -> Vec<FoldFiles> {
     let mut numbers: Vec<usize> = match std::fs::read_dir(dir) {

@@ -18,7 +18,7 @@ const LOG_LOSS_EPS: f64 = 1e-7;
 /// Equal-width bins of the expected calibration error and the reliability diagram.
 pub const CALIBRATION_BINS: usize = 10;
 
-/// Counts at the 0.5 threshold; "positive" is class 1.
+/// Counts at the threshold (½ unless calibrated); "positive" is class 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confusion {
     pub true_positive: usize,
@@ -68,15 +68,16 @@ pub struct BinaryMetrics {
     pub reliability: Vec<ReliabilityBin>,
 }
 
-/// Metrics of P(positive) `scores` against `labels` (0 or 1). NaN where a
+/// Metrics of P(positive) `scores` against `labels` (0 or 1), answering
+/// "positive" above `threshold` (½, or a calibrated model's own). NaN where a
 /// metric is undefined (ROC AUC with one class only).
-pub fn binary_metrics(scores: &[f64], labels: &[usize]) -> BinaryMetrics {
+pub fn binary_metrics(scores: &[f64], labels: &[usize], threshold: f64) -> BinaryMetrics {
     assert_eq!(scores.len(), labels.len(), "one score per label");
     let n = labels.len();
     let positives = labels.iter().filter(|&&y| y == 1).count();
     let mut c = Confusion { true_positive: 0, false_positive: 0, true_negative: 0, false_negative: 0 };
     for (&s, &y) in scores.iter().zip(labels) {
-        match (s > 0.5, y == 1) {
+        match (s > threshold, y == 1) {
             (true, true) => c.true_positive += 1,
             (true, false) => c.false_positive += 1,
             (false, false) => c.true_negative += 1,
@@ -143,19 +144,22 @@ fn roc_auc(scores: &[f64], labels: &[usize]) -> f64 {
     (rank_sum_positive - p * (p + 1.0) / 2.0) / (p * q)
 }
 
-/// Average precision: Σ (recall_k − recall_{k−1}) · precision_k over the
-/// distinct score thresholds, from the highest (scikit-learn's definition).
-fn average_precision(scores: &[f64], labels: &[usize]) -> f64 {
-    let positives = labels.iter().filter(|&&y| y == 1).count();
-    if positives == 0 {
-        return f64::NAN;
-    }
+/// One threshold of a score vector: the images scoring at least `threshold`
+/// are answered positive; `true_positive` and `false_positive` count them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OperatingPoint {
+    pub threshold: f64,
+    pub true_positive: usize,
+    pub false_positive: usize,
+}
+
+/// Every distinct score as a threshold, from the highest down (the points of
+/// the ROC and precision-recall curves); tied images cross together.
+pub fn operating_points(scores: &[f64], labels: &[usize]) -> Vec<OperatingPoint> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp, mut ap, mut last_recall) = (0usize, 0usize, 0.0, 0.0);
-    let mut i = 0;
+    let (mut points, mut tp, mut fp, mut i) = (Vec::new(), 0, 0, 0);
     while i < order.len() {
-        // Every image of a tied score crosses the threshold together.
         let mut j = i;
         while j < order.len() && scores[order[j]] == scores[order[i]] {
             if labels[order[j]] == 1 {
@@ -165,12 +169,29 @@ fn average_precision(scores: &[f64], labels: &[usize]) -> f64 {
             }
             j += 1;
         }
-        let recall = tp as f64 / positives as f64;
-        ap += (recall - last_recall) * tp as f64 / (tp + fp) as f64;
-        last_recall = recall;
+        points.push(OperatingPoint { threshold: scores[order[i]], true_positive: tp, false_positive: fp });
         i = j;
     }
-    ap
+    points
+}
+
+/// Average precision: Σ (recall_k − recall_{k−1}) · precision_k over the
+/// distinct score thresholds, from the highest (scikit-learn's definition).
+fn average_precision(scores: &[f64], labels: &[usize]) -> f64 {
+    let positives = labels.iter().filter(|&&y| y == 1).count();
+    if positives == 0 {
+        return f64::NAN;
+    }
+    let mut last_recall = 0.0;
+    operating_points(scores, labels)
+        .iter()
+        .map(|p| {
+            let recall = p.true_positive as f64 / positives as f64;
+            let step = (recall - last_recall) * p.true_positive as f64 / (p.true_positive + p.false_positive) as f64;
+            last_recall = recall;
+            step
+        })
+        .sum()
 }
 
 /// Equal-width bins of P(positive) (the last one closed at 1).
@@ -204,7 +225,7 @@ pub struct Interval {
 /// Percentile bootstrap intervals of the scalar metrics (`resamples` draws
 /// of the images with replacement, seeded: the same seed gives the same
 /// intervals), by metric name as in [`BinaryMetrics`].
-pub fn bootstrap(scores: &[f64], labels: &[usize], resamples: usize, seed: u64) -> Vec<(&'static str, Interval)> {
+pub fn bootstrap(scores: &[f64], labels: &[usize], threshold: f64, resamples: usize, seed: u64) -> Vec<(&'static str, Interval)> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let n = labels.len();
     let mut draws: Vec<[f64; 9]> = Vec::with_capacity(resamples);
@@ -215,7 +236,7 @@ pub fn bootstrap(scores: &[f64], labels: &[usize], resamples: usize, seed: u64) 
             s[k] = scores[i];
             y[k] = labels[i];
         }
-        draws.push(scalars(&binary_metrics(&s, &y)));
+        draws.push(scalars(&binary_metrics(&s, &y, threshold)));
     }
     SCALARS
         .iter()
@@ -254,7 +275,7 @@ mod tests {
     #[test]
     fn every_metric_matches_scikit_learn() {
         let (s, y) = case();
-        let m = binary_metrics(&s, &y);
+        let m = binary_metrics(&s, &y, 0.5);
         let close = |a: f64, b: f64, what: &str| assert!((a - b).abs() < 1e-9, "{what}: {a} vs scikit-learn {b}");
         close(m.accuracy, SK_ACCURACY, "accuracy");
         close(m.balanced_accuracy, SK_BALANCED_ACCURACY, "balanced accuracy");
@@ -274,15 +295,15 @@ mod tests {
     #[test]
     fn calibration_error_by_hand_and_bootstrap_is_seeded() {
         // Two bins used: 0.2 (two images, one positive) and 0.9 (two, both positive).
-        let m = binary_metrics(&[0.2, 0.2, 0.9, 0.9], &[0, 1, 1, 1]);
+        let m = binary_metrics(&[0.2, 0.2, 0.9, 0.9], &[0, 1, 1, 1], 0.5);
         // ECE = ½·|0.2 − 0.5| + ½·|0.9 − 1.0| = 0.15 + 0.05.
         assert!((m.ece - 0.2).abs() < 1e-12, "{}", m.ece);
         assert_eq!(m.reliability.iter().map(|b| b.images).collect::<Vec<_>>(), [0, 0, 2, 0, 0, 0, 0, 0, 0, 2]);
         assert_eq!((m.positive_rate, m.true_positive_rate_of_data), (0.5, 0.75));
         let (s, y) = case();
-        let a = bootstrap(&s, &y, 200, 7);
-        assert_eq!(a, bootstrap(&s, &y, 200, 7));
-        let point = binary_metrics(&s, &y);
+        let a = bootstrap(&s, &y, 0.5, 200, 7);
+        assert_eq!(a, bootstrap(&s, &y, 0.5, 200, 7));
+        let point = binary_metrics(&s, &y, 0.5);
         let (_, auc) = a.iter().find(|(n, _)| *n == "roc_auc").unwrap();
         assert!(auc.low < point.roc_auc && point.roc_auc < auc.high, "{auc:?} around {}", point.roc_auc);
     }

@@ -253,6 +253,7 @@ impl Crossval<'_> {
             preprocess: pre.clone(),
             card: ModelCard {
                 test_accuracy: Some(center.accuracy),
+                trained_positive_share: Some(positive_share(&train_y)),
                 ..ModelCard::new(
                     self.config.backbone.clone(),
                     self.config.weights.clone(),
@@ -283,6 +284,11 @@ impl Crossval<'_> {
         eprintln!("{name}: centre {:.3}, 10-crop {:.3} ({:.0} s)", result.acc_center, result.acc_oversample, train_seconds);
         Ok(result)
     }
+}
+
+/// The share of class-1 (positive) labels.
+pub fn positive_share(labels: &[usize]) -> f64 {
+    labels.iter().filter(|&&y| y == 1).count() as f64 / labels.len().max(1) as f64
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! A trained model on a labelled image set: every image scored (centre crop,
 //! and with oversampling the 10-crop average), then the metrics of
-//! [`super::binary_metrics`] with bootstrap intervals, per view.
+//! [`super::binary_metrics`] with bootstrap intervals, per view, on the raw
+//! scores or through a [`Calibration`] (the model's own, or one fitted here
+//! on other labelled images).
 
 use super::binary_metrics::{binary_metrics, bootstrap, BinaryMetrics, Interval};
 use super::metrics::positive_probability;
 use super::scoring::{probabilities, Views};
 use crate::data::Item;
+use crate::model::calibration::Calibration;
 use crate::model::Net;
 use crate::preprocess::decode::decode_file;
 use crate::preprocess::{Preprocess, DEFAULT_MAX_PIXELS};
@@ -38,13 +41,19 @@ pub struct Scored {
 pub struct Evaluation {
     pub center: ViewMetrics,
     pub ten_crop: Option<ViewMetrics>,
+    /// What the scores went through before being measured (the model's own
+    /// calibration, or one just fitted); absent: the network's raw scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+    /// Each image's score, as the model answers (calibrated when it is).
     pub images: Vec<Scored>,
 }
 
-/// Scores every item (`batch` views per forward pass) and measures. An
-/// image that cannot be decoded is an error naming it: a metric over the
-/// images that happened to load would not be the set's.
-pub fn evaluate(net: &Net, pre: &Preprocess, items: &[Item], oversample: bool, batch: usize) -> anyhow::Result<Evaluation> {
+/// Scores every item with the network alone (`batch` views per forward
+/// pass; with `oversample` the 10-crop average too). An image that cannot be
+/// decoded is an error naming it: a metric over the images that happened to
+/// load would not be the set's.
+pub fn score_items(net: &Net, pre: &Preprocess, items: &[Item], oversample: bool, batch: usize) -> anyhow::Result<Vec<Scored>> {
     let bar = crate::progress::bar_or_lines(items.len() as u64, "evaluating");
     let mut images = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch.max(1) * 4) {
@@ -60,12 +69,34 @@ pub fn evaluate(net: &Net, pre: &Preprocess, items: &[Item], oversample: bool, b
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    Ok(images)
+}
+
+/// The metrics of raw scores, after `calibration` when given (scores mapped
+/// through it, answers at its threshold).
+pub fn measure(raw: &[Scored], calibration: Option<&Calibration>) -> Evaluation {
+    let map = |p: f64| calibration.map_or(p, |c| c.apply(p));
+    let images: Vec<Scored> = raw.iter().map(|s| Scored { positive: map(s.positive), positive_10crop: s.positive_10crop.map(map), ..s.clone() }).collect();
+    let threshold = calibration.map_or(0.5, |c| c.threshold);
     let labels: Vec<usize> = images.iter().map(|s| s.label).collect();
     let view = |scores: Vec<f64>| ViewMetrics {
-        interval: bootstrap(&scores, &labels, RESAMPLES, SEED).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        metrics: binary_metrics(&scores, &labels),
+        interval: bootstrap(&scores, &labels, threshold, RESAMPLES, SEED).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        metrics: binary_metrics(&scores, &labels, threshold),
     };
     let center = view(images.iter().map(|s| s.positive).collect());
-    let ten_crop = oversample.then(|| view(images.iter().map(|s| s.positive_10crop.unwrap_or(f64::NAN)).collect()));
-    Ok(Evaluation { center, ten_crop, images })
+    let ten_crop = images.iter().all(|s| s.positive_10crop.is_some()).then(|| view(images.iter().map(|s| s.positive_10crop.unwrap_or(f64::NAN)).collect())).filter(|_| !images.is_empty());
+    Evaluation { center, ten_crop, calibration: calibration.cloned(), images }
+}
+
+/// Fits a calibration on labelled images' raw scores (the 10-crop when
+/// scored, else the centre crop: the view that decides): a temperature, then
+/// the prior `shift` (0 for none), then the threshold of best balanced accuracy.
+pub fn fit(raw: &[Scored], shift: f64, fitted: String) -> Calibration {
+    let decisive: Vec<f64> = raw.iter().map(|s| s.positive_10crop.unwrap_or(s.positive)).collect();
+    let labels: Vec<usize> = raw.iter().map(|s| s.label).collect();
+    let temperature = super::calibration::fit_temperature(&decisive, &labels);
+    let mut cal = Calibration { temperature, shift, threshold: 0.5, fitted };
+    let calibrated: Vec<f64> = decisive.iter().map(|&p| cal.apply(p)).collect();
+    cal.threshold = super::calibration::fit_threshold(&calibrated, &labels);
+    cal
 }

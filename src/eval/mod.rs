@@ -1,6 +1,7 @@
 //! Evaluation: scoring views, metrics, cross-validation, layer probes.
 
 pub mod binary_metrics;
+pub mod calibration;
 pub mod crossval;
 pub mod evaluate;
 pub mod features;

@@ -2,6 +2,7 @@
 //! formats, the built-in architectures, and the burn interpreter.
 
 pub mod caffe;
+pub mod calibration;
 pub mod kernels;
 pub mod deep_compression;
 pub mod fetch;

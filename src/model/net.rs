@@ -241,7 +241,8 @@ impl Net {
             let c = t.dims()[0];
             t.clone().reshape([1, c, 1, 1])
         };
-        let x = inputs.swap_remove(0);
+        // `remove`, not `swap_remove`: the order of the rest is the channel order of a Concat and the order of an Eltwise's coefficients.
+        let x = inputs.remove(0);
         match &layer.kind {
             LayerKind::Convolution { stride, pad, dilation, group, .. } => {
                 let w = shaped4(&params[0], &shapes[0]);

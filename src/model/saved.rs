@@ -29,6 +29,14 @@ pub struct ModelCard {
     pub cv_accuracy: Option<f64>,
     /// Test accuracy of this very model on held-out data, if known.
     pub test_accuracy: Option<f64>,
+    /// The share of positive images it was trained on (the prior a
+    /// `--prior` correction starts from).
+    #[serde(default)]
+    pub trained_positive_share: Option<f64>,
+    /// What it applies to its scores before answering, when calibrated for
+    /// another image set (`deepsent evaluate --calibrate` or `--prior`).
+    #[serde(default)]
+    pub calibration: Option<super::calibration::Calibration>,
     pub created: String,
     pub deepsent_version: String,
 }
@@ -44,6 +52,8 @@ impl ModelCard {
             settings,
             cv_accuracy: None,
             test_accuracy: None,
+            trained_positive_share: None,
+            calibration: None,
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             deepsent_version: env!("CARGO_PKG_VERSION").into(),
         }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 /// The metrics in the order a reader wants them, with how to read each.
 const ROWS: [(&str, &str); 9] = [
-    ("accuracy", "answers right at the 0.5 threshold"),
+    ("accuracy", "answers right (at the 0.5 threshold, or a calibrated model's own)"),
     ("balanced_accuracy", "mean of the recalls of both classes: accuracy with the classes weighted equally"),
     ("roc_auc", "P(a random positive scores above a random negative): ranking, whatever the threshold"),
     ("pr_auc", "average precision over the ranking (positives)"),
@@ -22,6 +22,9 @@ pub fn markdown(e: &Evaluation, model: &str, data: &str) -> String {
     let m = &e.center.metrics;
     let _ = writeln!(md, "# `{model}` on {data}\n");
     let _ = writeln!(md, "{} images, {:.1} % positive. Intervals: 95 % percentile bootstrap ({} resamples, seed {}).\n", m.images, 100.0 * m.true_positive_rate_of_data, crate::eval::evaluate::RESAMPLES, crate::eval::evaluate::SEED);
+    if let Some(c) = &e.calibration {
+        let _ = writeln!(md, "Scores calibrated: log-odds ÷ {:.3} {:+.3}, answer positive above {:.3} ({}).\n", c.temperature, c.shift, c.threshold, c.fitted);
+    }
     let views: Vec<(&str, &ViewMetrics)> = std::iter::once(("centre crop", &e.center)).chain(e.ten_crop.as_ref().map(|t| ("10-crop", t))).collect();
     let _ = writeln!(md, "| metric | {} | meaning |", views.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "));
     let _ = writeln!(md, "|---|{}---|", "---|".repeat(views.len()));
@@ -61,4 +64,17 @@ fn cell(v: &ViewMetrics, name: &str) -> String {
         Some(i) => format!("{value:.3} [{:.3}, {:.3}]", i.low, i.high),
         None => format!("{value:.3}"),
     }
+}
+
+/// What a calibration changed on the evaluated images: each headline metric
+/// on the raw scores and on the calibrated ones, per view.
+pub fn calibration_change(before: &Evaluation, after: &Evaluation) -> String {
+    let mut md = String::from("\n## What the calibration changed (the same images, raw → calibrated)\n\n| metric | view | raw | calibrated |\n|---|---|---|---|\n");
+    let pairs = std::iter::once(("centre crop", &before.center, &after.center)).chain(before.ten_crop.as_ref().zip(after.ten_crop.as_ref()).map(|(b, a)| ("10-crop", b, a)));
+    for (view, b, a) in pairs {
+        for name in ["accuracy", "balanced_accuracy", "positive_rate", "log_loss", "ece"] {
+            let _ = writeln!(md, "| {name} | {view} | {} | {} |", cell(b, name), cell(a, name));
+        }
+    }
+    md
 }

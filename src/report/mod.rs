@@ -4,6 +4,7 @@ pub mod paper;
 pub mod confusion;
 pub mod curves;
 pub mod evaluation;
+pub mod evaluation_plots;
 pub mod plot;
 pub mod reproduction;
 pub mod tables;

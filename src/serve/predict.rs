@@ -14,7 +14,7 @@ use serde::Serialize;
 /// One image's answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
-    /// P(positive) from the centre crop.
+    /// P(positive) from the centre crop (calibrated, for a calibrated model).
     pub positive: f32,
     /// P(positive) averaged over the 10 oversampled views (with oversampling).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,11 +67,13 @@ impl Predictor {
             .enumerate()
             .map(|(i, c)| {
                 let decisive = ten.as_ref().map_or(c, |t| &t[i]);
-                Prediction {
-                    positive: positive_probability(c),
-                    positive_10crop: ten.as_ref().map(|t| positive_probability(&t[i])),
-                    label: if predicted(decisive) == 1 { "positive" } else { "negative" },
-                }
+                let positive = match &self.card.calibration {
+                    // A calibrated model answers on its calibrated score and threshold.
+                    Some(cal) => cal.is_positive(cal.apply(positive_probability(decisive) as f64)),
+                    None => predicted(decisive) == 1,
+                };
+                let score = |p: &[f32]| self.card.calibration.as_ref().map_or(positive_probability(p), |cal| cal.apply(positive_probability(p) as f64) as f32);
+                Prediction { positive: score(c), positive_10crop: ten.as_ref().map(|t| score(&t[i])), label: if positive { "positive" } else { "negative" } }
             })
             .collect())
     }
