@@ -135,7 +135,8 @@ fn batchnorm_on_batch_statistics_by_hand() {
 
 /// A network with every layer type, on a 2 × 4 × 9 × 9 input; `pw` and `dw`
 /// run with their ReLUs fused (a plain one, and one clipped low enough to
-/// bite), bn + scale and bn2 + sc2 + aff_relu6 as per-channel affine maps.
+/// bite), bn + scale and bn2 + sc2 + aff_relu6 as per-channel affine maps,
+/// e1 … fire (a Fire module's expand layers) as one convolution pair.
 const ALL_LAYERS: &str = r#"
 input: "data" input_dim: 2 input_dim: 4 input_dim: 9 input_dim: 9
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: 2 group: 2 } }
@@ -154,7 +155,12 @@ layer { name: "dw_relu6" type: "Clip" bottom: "dw" top: "dw" clip_param { min: 0
 layer { name: "bn2" type: "BatchNorm" bottom: "cat" top: "aff" }
 layer { name: "sc2" type: "Scale" bottom: "aff" top: "aff" scale_param { bias_term: false } }
 layer { name: "aff_relu6" type: "Clip" bottom: "aff" top: "aff" clip_param { min: 0 max: 0.3 } }
-layer { name: "mix" type: "Concat" bottom: "cat" bottom: "dw" bottom: "aff" top: "mix" }
+layer { name: "e1" type: "Convolution" bottom: "cat" top: "e1" convolution_param { num_output: 3 kernel_size: 1 } }
+layer { name: "e1_relu" type: "ReLU" bottom: "e1" top: "e1" }
+layer { name: "e3" type: "Convolution" bottom: "cat" top: "e3" convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
+layer { name: "e3_relu" type: "ReLU" bottom: "e3" top: "e3" }
+layer { name: "fire" type: "Concat" bottom: "e1" bottom: "e3" top: "fire" }
+layer { name: "mix" type: "Concat" bottom: "cat" bottom: "dw" bottom: "aff" bottom: "fire" top: "mix" }
 layer { name: "gpool" type: "Pooling" bottom: "mix" top: "gpool" pooling_param { pool: AVE global_pooling: true } }
 layer { name: "fc" type: "InnerProduct" bottom: "mix" top: "fc" inner_product_param { num_output: 3 } }
 "#;
@@ -196,13 +202,13 @@ fn check_gradients(batch_stats: bool) {
         w.layers.insert(l.name.clone(), blobs);
     }
     let net = Net::new(spec, &w, &Device::flex()).unwrap();
-    for fused in ["pw_relu", "dw_relu6", "scale", "sc2", "aff_relu6"] {
+    for fused in ["pw_relu", "dw_relu6", "scale", "sc2", "aff_relu6", "e1_relu", "e3", "e3_relu", "fire"] {
         assert!(net.fused_into_previous(net.spec.layer_index(fused).unwrap()), "{fused} runs inside the step before it");
     }
     assert!(!net.fused_into_previous(net.spec.layer_index("relu").unwrap()), "a leaky ReLU is its own layer");
     let x: Vec<f32> = (0..2 * 4 * 81).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let probe_fc: Vec<f32> = (0..6).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let probe_g: Vec<f32> = (0..2 * 22).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let probe_g: Vec<f32> = (0..2 * 27).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let dev = Device::flex();
     // A scalar of the outputs: Σ fc·a + Σ gpool·b.
     let objective = |params: &Vec<Vec<Tensor<1>>>, device: &Device| -> Tensor<1> {
@@ -212,7 +218,7 @@ fn check_gradients(batch_stats: bool) {
         let mut mode = if batch_stats { Mode::Train { rng: &mut rng, batch_stats: Some(&mut stats) } } else { Mode::Test };
         let mut out = net.forward_with(params, input, &mut mode, &["fc", "gpool"]);
         let a = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe_fc.clone(), [2, 3, 1, 1]), device);
-        let b = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe_g.clone(), [2, 22, 1, 1]), device);
+        let b = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe_g.clone(), [2, 27, 1, 1]), device);
         (out.remove("fc").unwrap() * a).sum() + (out.remove("gpool").unwrap() * b).sum()
     };
     let ad = dev.clone().autodiff();
@@ -258,7 +264,28 @@ fn check_gradients(batch_stats: bool) {
         }
     }
     assert!(checked >= 24, "checked {checked} coordinates");
-    for l in ["conv", "pw", "dw", "scale", "sc2", "fc"] {
+    for l in ["conv", "pw", "dw", "scale", "sc2", "e1", "e3", "fc"] {
         assert!(layers_checked.contains(l), "{l} checked (checked: {layers_checked:?})");
     }
+}
+
+/// The Fire-like pair of ALL_LAYERS runs as one step; asking for one of its
+/// convolutions' outputs runs it apart, and both ways give the same blob.
+#[test]
+fn a_fused_convolution_pair_equals_its_layers_apart() {
+    let spec = prototxt::parse(ALL_LAYERS, "all").unwrap();
+    let weights = deepsent::model::init::random_weights(&spec, 5);
+    let n = Net::new(spec, &weights, &Device::flex()).unwrap();
+    assert!(n.fused_into_previous(n.spec.layer_index("fire").unwrap()));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let x: Vec<f32> = (0..2 * 4 * 81).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let fused = n.blobs(n.input(x.clone(), n.device()), &["fire"]).unwrap();
+    let apart = n.blobs(n.input(x, n.device()), &["e1", "e3", "fire"]).unwrap();
+    let (fused, whole) = (to_f32s(&fused["fire"]), to_f32s(&apart["fire"]));
+    assert_eq!(fused, whole);
+    let (e1, e3) = (to_f32s(&apart["e1"]), to_f32s(&apart["e3"]));
+    assert!(e1.iter().chain(&e3).all(|v| *v >= 0.0) && e1.iter().any(|v| *v > 0.0), "both through their ReLU");
+    // Image 0 of fire: e1's 3 channels, then e3's 2 (3×3 maps).
+    assert_eq!(&fused[..27], &e1[..27]);
+    assert_eq!(&fused[27..45], &e3[..18]);
 }

@@ -538,6 +538,14 @@ fn calibration_is_fitted_on_disjoint_images_and_carried_by_the_model() {
     let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("again").join("metrics.json")).unwrap()).unwrap();
     assert_eq!(second["center"]["balanced_accuracy"], metrics["center"]["balanced_accuracy"]);
 
+    // A prior correction from the card's training share (0.7) to 0.35: the log-odds shift by hand.
+    let run = common::deepsent().args(["evaluate", "--model"]).arg(&model).arg("--root").arg(&eval).arg("--prior").arg("0.35").arg("--write-model").arg(dir.path().join("prior.safetensors")).arg("--out").arg(dir.path().join("prior")).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let prior: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("prior").join("metrics.json")).unwrap()).unwrap();
+    let shift = prior["calibration"]["shift"].as_f64().unwrap();
+    assert!((shift - ((0.35f64 / 0.65).ln() - (0.7f64 / 0.3).ln())).abs() < 1e-9, "{shift}");
+    assert_eq!((prior["calibration"]["temperature"].as_f64(), prior["calibration"]["threshold"].as_f64()), (Some(1.0), Some(0.5)));
+
     // Overlapping sets are refused, naming the shared image.
     let overlap = set("calib2", &[("parrot.jpg", 1), ("owl.jpg", 0)]);
     std::fs::write(&overlap, "path,label\neval/parrot.jpg,1\ncalib/owl.jpg,1\n").unwrap();

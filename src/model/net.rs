@@ -63,6 +63,9 @@ pub struct Net {
     /// Scale and ReLU in place (one per-channel affine pass), 0 for a layer
     /// inside another's step, 1 otherwise.
     step_len: Vec<usize>,
+    /// For a step that is two convolutions of one input and their
+    /// concatenation (a Fire module's expand layers): the second convolution.
+    pair_second: Vec<Option<usize>>,
     device: Device,
 }
 
@@ -102,14 +105,17 @@ impl Net {
             }
         }
         let mut step_len = vec![1; spec.layers.len()];
+        let mut pair_second = vec![None; spec.layers.len()];
         let mut i = 0;
         while i < spec.layers.len() {
-            let len = fused_len(&spec, i);
+            let pair = (!burn_kernels()).then(|| convolution_pair(&spec, i)).flatten();
+            let len = pair.map_or_else(|| fused_len(&spec, i), |(_, len)| len);
+            pair_second[i] = pair.map(|(second, _)| second);
             step_len[i] = len;
             step_len[i + 1..i + len].fill(0);
             i += len;
         }
-        Ok(Net { spec, params, param_shapes, last_read, step_len, device: device.clone() })
+        Ok(Net { spec, params, param_shapes, last_read, step_len, pair_second, device: device.clone() })
     }
 
     /// Whether layer `index` runs inside the step of a layer before it.
@@ -217,8 +223,19 @@ impl Net {
                     }
                 })
                 .collect();
-            let out = self.step_forward(i, params, inputs, mode);
-            blobs.insert(layer.tops[0].clone(), out);
+            let last = &self.spec.layers[self.step(i).end - 1];
+            let interior_wanted = self.pair_second[i].is_some() && self.step(i).any(|l| l + 1 < self.step(i).end && wanted.contains(&self.spec.layers[l].tops[0].as_str()));
+            let out = if interior_wanted {
+                // A wanted blob inside a fused pair: run its layers one by one.
+                let (a, b) = self.convolution_pair_apart(i, params, inputs.into_iter().next().expect("one input"));
+                blobs.insert(layer.tops[0].clone(), a.clone());
+                let second = &self.spec.layers[self.pair_second[i].expect("a pair")];
+                blobs.insert(second.tops[0].clone(), b.clone());
+                Tensor::cat(vec![a, b], 1)
+            } else {
+                self.step_forward(i, params, inputs, mode)
+            };
+            blobs.insert(last.tops[0].clone(), out);
         }
         blobs.retain(|k, _| wanted.contains(&k.as_str()));
         blobs
@@ -230,11 +247,7 @@ impl Net {
     pub fn step_forward(&self, index: usize, all_params: &Params, mut inputs: Vec<Tensor<4>>, mode: &mut Mode) -> Tensor<4> {
         let params = &all_params[index][..];
         let layer = &self.spec.layers[index];
-        // The ReLU that ends a fused step, if any: its clip (∞ for a plain one).
-        let relu_max = match self.step(index).last().map(|last| &self.spec.layers[last].kind) {
-            Some(LayerKind::ReLU { max, .. }) if self.step_len[index] > 1 => Some(max.unwrap_or(f32::INFINITY)),
-            _ => None,
-        };
+        let relu_max = self.step_relu(index);
         let shapes = &self.param_shapes[index];
         let shaped4 = |t: &Tensor<1>, s: &Shape| -> Tensor<4> { t.clone().reshape([s[0], s[1], s[2], s[3]]) };
         let per_channel = |t: &Tensor<1>| -> Tensor<4> {
@@ -243,6 +256,9 @@ impl Net {
         };
         // `remove`, not `swap_remove`: the order of the rest is the channel order of a Concat and the order of an Eltwise's coefficients.
         let x = inputs.remove(0);
+        if let Some(second) = self.pair_second[index] {
+            return super::kernels::conv2d_pair(x, self.convolution_operands(index, all_params), self.convolution_operands(second, all_params), relu_max);
+        }
         match &layer.kind {
             LayerKind::Convolution { stride, pad, dilation, group, .. } => {
                 let w = shaped4(&params[0], &shapes[0]);
@@ -368,6 +384,39 @@ impl Net {
 }
 
 impl Net {
+    /// The clip of the ReLU that ends the step at `index` (∞ for a plain
+    /// one; for a convolution pair, the ReLU after its first convolution, the
+    /// second's being the same), or None.
+    fn step_relu(&self, index: usize) -> Option<f32> {
+        let relu = |l: usize| match &self.spec.layers.get(l)?.kind {
+            LayerKind::ReLU { max, .. } => Some(max.unwrap_or(f32::INFINITY)),
+            _ => None,
+        };
+        match self.pair_second[index] {
+            Some(_) => relu(index + 1),
+            None if self.step_len[index] > 1 => relu(index + self.step_len[index] - 1),
+            None => None,
+        }
+    }
+
+    /// A convolution layer's weight (O × C/groups × KH × KW), bias and options.
+    fn convolution_operands(&self, index: usize, params: &Params) -> (Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) {
+        let LayerKind::Convolution { stride, pad, dilation, group, .. } = &self.spec.layers[index].kind else { unreachable!("checked by convolution_pair") };
+        let s = &self.param_shapes[index][0];
+        let w = params[index][0].clone().reshape([s[0], s[1], s[2], s[3]]);
+        (w, params[index].get(1).cloned(), ConvOptions::new_with_padding(*stride, *pad, *dilation, *group))
+    }
+
+    /// The two convolutions of the pair at `index`, each with its ReLU, apart.
+    fn convolution_pair_apart(&self, index: usize, params: &Params, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let relu_max = self.step_relu(index);
+        let run = |l: usize, x: Tensor<4>| {
+            let (w, b, options) = self.convolution_operands(l, params);
+            super::kernels::conv2d(x, w, b, options, relu_max)
+        };
+        (run(index, x.clone()), run(self.pair_second[index].expect("a pair"), x))
+    }
+
     /// The per-channel (a, b) of the BatchNorm and/or Scale step at `index`:
     /// BatchNorm gives (1/σ, −μ/σ), Scale (γ, β), and one after the other
     /// (γ/σ, β − γμ/σ). Built from the parameters with tensor operations, so
@@ -421,6 +470,38 @@ impl Net {
 /// in-place, non-leaky ReLU on its output (2); a BatchNorm, then in place a
 /// Scale and/or such a ReLU, or a Scale and such a ReLU (up to 3); 1 else.
 /// In place, so no layer can see a value between the fused layers.
+/// Two convolutions of one input, each optionally followed by the same
+/// ReLU in place, then a Concat of exactly their two outputs, which nothing
+/// else reads (a Fire module's expand layers): `(second convolution, layers
+/// in the step)`. They run as one step whose convolutions write straight into
+/// the concatenated blob ([`super::kernels::conv2d_pair`]).
+fn convolution_pair(spec: &NetSpec, index: usize) -> Option<(usize, usize)> {
+    let layers = &spec.layers;
+    let conv = |l: usize| layers.get(l).filter(|c| matches!(c.kind, LayerKind::Convolution { group: 1, .. }) && c.bottoms.len() == 1 && c.tops.len() == 1);
+    let relu_of = |l: usize, blob: &str| {
+        layers.get(l).filter(|r| r.bottoms.len() == 1 && r.bottoms[0] == blob && r.tops.len() == 1 && r.tops[0] == blob).and_then(|r| match r.kind {
+            LayerKind::ReLU { negative_slope, max } if negative_slope == 0.0 => Some(max),
+            _ => None,
+        })
+    };
+    let first = conv(index)?;
+    let first_relu = relu_of(index + 1, &first.tops[0]);
+    let second_at = index + 1 + usize::from(first_relu.is_some());
+    let second = conv(second_at).filter(|c| c.bottoms == first.bottoms && c.tops[0] != first.tops[0])?;
+    let second_relu = relu_of(second_at + 1, &second.tops[0]);
+    if first_relu != second_relu {
+        return None;
+    }
+    let concat_at = second_at + 1 + usize::from(second_relu.is_some());
+    let concat = layers.get(concat_at).filter(|c| matches!(c.kind, LayerKind::Concat { axis: 1 }) && c.bottoms == [first.tops[0].clone(), second.tops[0].clone()])?;
+    // Nothing outside the step reads the two convolutions' outputs.
+    let outside = |blob: &String| layers.iter().enumerate().any(|(l, other)| !(index..=concat_at).contains(&l) && other.bottoms.contains(blob));
+    if outside(&first.tops[0]) || outside(&second.tops[0]) || concat.tops.len() != 1 {
+        return None;
+    }
+    Some((second_at, concat_at + 1 - index))
+}
+
 fn fused_len(spec: &NetSpec, index: usize) -> usize {
     let first = &spec.layers[index];
     let blob = &first.tops[0];

@@ -138,7 +138,13 @@ pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow
                 }
             }));
         }
-        let gflop = layer_gflop(&layer.kind, &shapes.layer_inputs[index][0], &out.dims()[1..], batch);
+        // A step of several convolutions (a Fire module's expand pair) does the work of each.
+        let convolutions: Vec<usize> = net.step(index).filter(|&l| matches!(net.spec.layers[l].kind, LayerKind::Convolution { .. })).collect();
+        let gflop = if convolutions.len() > 1 {
+            convolutions.iter().map(|&l| layer_gflop(&net.spec.layers[l].kind, &shapes.layer_inputs[l][0], &shapes.blobs[&net.spec.layers[l].tops[0]], batch)).sum()
+        } else {
+            layer_gflop(&layer.kind, &shapes.layer_inputs[index][0], &out.dims()[1..], batch)
+        };
         let gradients = usize::from(needs_input_grad) + usize::from(learnable);
         layers.push(LayerProfile {
             name: net.step(index).map(|l| net.spec.layers[l].name.as_str()).collect::<Vec<_>>().join(" + "),
@@ -149,7 +155,8 @@ pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow
             backward_ms: if backward.is_empty() { 0.0 } else { median(backward) },
             backward_gflop: gflop * gradients as f64,
         });
-        blobs.insert(layer.tops[0].clone(), out);
+        // Under the step's last top (a fused step's output is its last layer's).
+        blobs.insert(net.spec.layers[net.step(index).end - 1].tops[0].clone(), out);
     }
     Ok(Profile { arch: arch.into(), batch, threads: rayon::current_num_threads(), layers })
 }
@@ -197,3 +204,31 @@ impl Profile {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every step of a network with a fused Fire pair is timed, the pair as
+    /// one step doing the work of both convolutions.
+    #[test]
+    fn a_fire_module_is_profiled_as_its_steps() {
+        let text = r#"input: "data" input_dim: 1 input_dim: 3 input_dim: 6 input_dim: 6
+layer { name: "sq" type: "Convolution" bottom: "data" top: "sq" convolution_param { num_output: 2 kernel_size: 1 } }
+layer { name: "sq_relu" type: "ReLU" bottom: "sq" top: "sq" }
+layer { name: "e1" type: "Convolution" bottom: "sq" top: "e1" convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "e1_relu" type: "ReLU" bottom: "e1" top: "e1" }
+layer { name: "e3" type: "Convolution" bottom: "sq" top: "e3" convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
+layer { name: "e3_relu" type: "ReLU" bottom: "e3" top: "e3" }
+layer { name: "fire" type: "Concat" bottom: "e1" bottom: "e3" top: "fire" }
+layer { name: "pool" type: "Pooling" bottom: "fire" top: "pool" pooling_param { pool: AVE global_pooling: true } }"#;
+        let spec = crate::model::caffe::prototxt::parse(text, "fire").unwrap();
+        let p = run("fire", spec, 2, 1).unwrap();
+        let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["sq + sq_relu", "e1 + e1_relu + e3 + e3_relu + fire", "pool"]);
+        // e1: 2·(4·36)·2 per image, e3: 2·(4·36)·(2·9), batch 2.
+        let want = 2.0 * (2.0 * 144.0 * 2.0 + 2.0 * 144.0 * 18.0) / 1e9;
+        assert!((p.layers[1].forward_gflop - want).abs() < 1e-15, "{} vs {want}", p.layers[1].forward_gflop);
+        assert_eq!(p.layers[1].output, [8, 6, 6]);
+    }
+}

@@ -4,8 +4,9 @@
 //! any other backend (a GPU one) the trait's default bodies fall back to
 //! burn's own operations and their gradients.
 
-use super::conv::{self, Geometry};
+use super::conv::{self, Block, Geometry};
 use super::{affine, inner_product, lrn, pool, sgd};
+use rayon::prelude::*;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -15,7 +16,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
-use burn::tensor::{DType, IntDType, Shape, TensorData};
+use burn::tensor::{DType, IntDType, Shape, Slice, TensorData};
 
 /// An LRN layer's parameters: window `size` (odd), α, β and k.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +50,21 @@ pub trait Kernels: Backend {
     /// The output gradient summed over batch and positions, per channel.
     fn deepsent_conv2d_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
         burn_ops::per_channel_sum::<Self>(output_grad)
+    }
+    /// Two convolutions of the same input, `[conv(x, w1, b1), conv(x, w2, b2)]`
+    /// concatenated along channels, each then through a ReLU clipped at
+    /// `relu_max` if given: a Fire module's expand layers and their
+    /// concatenation, without the copies a concatenation makes.
+    #[allow(clippy::too_many_arguments)]
+    fn deepsent_conv2d_pair(x: FloatTensor<Self>, w1: FloatTensor<Self>, b1: FloatTensor<Self>, w2: FloatTensor<Self>, b2: FloatTensor<Self>, o1: ConvOptions<2>, o2: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<Self> {
+        burn_ops::conv2d_pair::<Self>(x, w1, b1, w2, b2, o1, o2, relu_max)
+    }
+    /// The gradients of [`Self::deepsent_conv2d_pair`] from the output
+    /// gradient `grad` (after the ReLU's): x's (the sum of both
+    /// convolutions'), w1's, b1's, w2's and b2's, each when `want` says so.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn deepsent_conv2d_pair_backward(x: FloatTensor<Self>, w1: FloatTensor<Self>, w2: FloatTensor<Self>, grad: FloatTensor<Self>, o1: ConvOptions<2>, o2: ConvOptions<2>, want: [bool; 5]) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>) {
+        burn_ops::conv2d_pair_backward::<Self>(x, w1, w2, grad, o1, o2, want)
     }
     /// `act(a[c] · x + b[c])` per channel c of an N × C × H × W tensor, the
     /// activation a ReLU clipped at `relu_max` if given.
@@ -122,6 +138,23 @@ mod burn_ops {
 
     pub fn conv2d<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>, options: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<B> {
         activation::<B>(B::conv2d(x, weight, Some(bias), options), relu_max)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_pair<B: Backend>(x: FloatTensor<B>, w1: FloatTensor<B>, b1: FloatTensor<B>, w2: FloatTensor<B>, b2: FloatTensor<B>, o1: ConvOptions<2>, o2: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<B> {
+        let first = conv2d::<B>(x.clone(), w1, b1, o1, relu_max);
+        B::float_cat(vec![first, conv2d::<B>(x, w2, b2, o2, relu_max)], 1)
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub fn conv2d_pair_backward<B: Backend>(x: FloatTensor<B>, w1: FloatTensor<B>, w2: FloatTensor<B>, grad: FloatTensor<B>, o1: ConvOptions<2>, o2: ConvOptions<2>, want: [bool; 5]) -> (Option<FloatTensor<B>>, Option<FloatTensor<B>>, Option<FloatTensor<B>>, Option<FloatTensor<B>>, Option<FloatTensor<B>>) {
+        let [cut, channels] = [w1.shape()[0], grad.shape()[1]];
+        let part = |from: usize, to: usize| B::float_slice(grad.clone(), &[Slice::full(), Slice::new(from as isize, Some(to as isize), 1), Slice::full(), Slice::full()]);
+        let (g1, g2) = (part(0, cut), part(cut, channels));
+        let dx = want[0].then(|| B::float_add(B::conv2d_x_backward(x.clone(), w1.clone(), g1.clone(), o1.clone()), B::conv2d_x_backward(x.clone(), w2.clone(), g2.clone(), o2.clone())));
+        let dw1 = want[1].then(|| B::conv2d_weight_backward(x.clone(), w1, g1.clone(), o1));
+        let dw2 = want[3].then(|| B::conv2d_weight_backward(x, w2, g2.clone(), o2));
+        (dx, dw1, want[2].then(|| per_channel_sum::<B>(g1)), dw2, want[4].then(|| per_channel_sum::<B>(g2)))
     }
 
     pub fn relu_backward<B: Backend>(output: FloatTensor<B>, output_grad: FloatTensor<B>, max: f32) -> FloatTensor<B> {
@@ -256,6 +289,13 @@ pub fn geometry(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Geometry
     }
 }
 
+/// Where two convolutions of one input lie in their concatenated output.
+fn pair_blocks(g1: &Geometry, g2: &Geometry) -> [Block; 2] {
+    assert_eq!((g1.out_height, g1.out_width), (g2.out_height, g2.out_width), "concatenated convolutions must give maps of one size");
+    let stride = g1.out_image_len() + g2.out_image_len();
+    [Block { stride, offset: 0 }, Block { stride, offset: g1.out_image_len() }]
+}
+
 /// A contiguous f32 copy of a tensor's values (no copy when already so).
 fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
@@ -302,6 +342,55 @@ impl Kernels for Flex {
         let mut out = vec![0.0f32; g.batch * g.outputs * g.out_height * g.out_width];
         conv::forward(&g, &values(&x), &values(&weight), Some(&values(&bias)), relu_max, &mut out);
         tensor(out, vec![g.batch, g.outputs, g.out_height, g.out_width])
+    }
+
+    fn deepsent_conv2d_pair(x: FlexTensor, w1: FlexTensor, b1: FlexTensor, w2: FlexTensor, b2: FlexTensor, o1: ConvOptions<2>, o2: ConvOptions<2>, relu_max: Option<f32>) -> FlexTensor {
+        if !ours(&[&x, &w1, &b1, &w2, &b2]) {
+            return burn_ops::conv2d_pair::<Flex>(x, w1, b1, w2, b2, o1, o2, relu_max);
+        }
+        let (g1, g2) = (geometry(&x.shape(), &w1.shape(), &o1), geometry(&x.shape(), &w2.shape(), &o2));
+        let [b1_block, b2_block] = pair_blocks(&g1, &g2);
+        let mut out = vec![0.0f32; g1.batch * b1_block.stride];
+        let x = values(&x);
+        conv::forward_into(&g1, &x, &values(&w1), Some(&values(&b1)), relu_max, &mut out, b1_block);
+        conv::forward_into(&g2, &x, &values(&w2), Some(&values(&b2)), relu_max, &mut out, b2_block);
+        tensor(out, vec![g1.batch, g1.outputs + g2.outputs, g1.out_height, g1.out_width])
+    }
+
+    fn deepsent_conv2d_pair_backward(x: FlexTensor, w1: FlexTensor, w2: FlexTensor, grad: FlexTensor, o1: ConvOptions<2>, o2: ConvOptions<2>, want: [bool; 5]) -> (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>) {
+        if !ours(&[&x, &w1, &w2, &grad]) {
+            return burn_ops::conv2d_pair_backward::<Flex>(x, w1, w2, grad, o1, o2, want);
+        }
+        let (g1, g2) = (geometry(&x.shape(), &w1.shape(), &o1), geometry(&x.shape(), &w2.shape(), &o2));
+        let blocks = pair_blocks(&g1, &g2);
+        let (xv, w1v, w2v, dy) = (values(&x), values(&w1), values(&w2), values(&grad));
+        let dx = want[0].then(|| {
+            // Each convolution's input gradient apart, then their sum: the
+            // numbers the two layers and burn's gradient accumulation gave.
+            let len = g1.batch * g1.channels * g1.height * g1.width;
+            let (mut dx, mut dx2) = (vec![0.0f32; len], vec![0.0f32; len]);
+            conv::input_grad_from(&g1, &w1v, &dy, blocks[0], &mut dx);
+            conv::input_grad_from(&g2, &w2v, &dy, blocks[1], &mut dx2);
+            dx.par_chunks_mut(1 << 16).zip(dx2.par_chunks(1 << 16)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+            tensor(dx, x.shape().to_vec())
+        });
+        let weight = |g: &Geometry, block: Block, shape: Vec<usize>| {
+            let mut dw = vec![0.0f32; shape.iter().product()];
+            conv::weight_grad_from(g, &xv, &dy, block, &mut dw);
+            tensor(dw, shape)
+        };
+        let bias = |g: &Geometry, block: Block| {
+            let mut db = vec![0.0f32; g.outputs];
+            conv::bias_grad_from(g.batch, g.outputs, g.out_plane(), &dy, block, &mut db);
+            tensor(db, vec![g.outputs])
+        };
+        (
+            dx,
+            want[1].then(|| weight(&g1, blocks[0], w1.shape().to_vec())),
+            want[2].then(|| bias(&g1, blocks[0])),
+            want[3].then(|| weight(&g2, blocks[1], w2.shape().to_vec())),
+            want[4].then(|| bias(&g2, blocks[1])),
+        )
     }
 
     fn deepsent_relu_backward(output: FlexTensor, output_grad: FlexTensor, max: f32) -> FlexTensor {
@@ -505,6 +594,33 @@ impl<B: Backend + Kernels> Backward<B, 3> for Conv2dBackward {
 }
 
 #[derive(Debug)]
+struct Conv2dPairBackward;
+
+impl<B: Backend + Kernels> Backward<B, 5> for Conv2dPairBackward {
+    /// x, w1, w2, both options, and with the fused ReLU the output and clip.
+    type State = (NodeId, NodeId, NodeId, ConvOptions<2>, ConvOptions<2>, Option<(FloatTensor<B>, f32)>);
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let parents = ops.parents;
+        let mut grad = grads.consume::<B>(&ops.node);
+        let (x_state, w1_state, w2_state, o1, o2, relu) = ops.state;
+        if let Some((output, max)) = relu {
+            grad = B::deepsent_relu_backward(output, grad, max);
+        }
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let w1 = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w1_state);
+        let w2 = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w2_state);
+        let want = [0, 1, 2, 3, 4].map(|i| parents[i].is_some());
+        let (dx, dw1, db1, dw2, db2) = B::deepsent_conv2d_pair_backward(x, w1, w2, grad, o1, o2, want);
+        for (parent, g) in parents.into_iter().zip([dx, dw1, db1, dw2, db2]) {
+            if let (Some(node), Some(g)) = (parent, g) {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
 struct MaxPool2dBackward;
 
 impl<B: Backend + Kernels> Backward<B, 1> for MaxPool2dBackward {
@@ -602,6 +718,20 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
                 prep.finish((x_state, weight_state, options, relu), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::deepsent_conv2d(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options, relu_max)),
+        }
+    }
+
+    fn deepsent_conv2d_pair(x: FloatTensor<Self>, w1: FloatTensor<Self>, b1: FloatTensor<Self>, w2: FloatTensor<Self>, b2: FloatTensor<Self>, o1: ConvOptions<2>, o2: ConvOptions<2>, relu_max: Option<f32>) -> FloatTensor<Self> {
+        match Conv2dPairBackward.prepare::<C>([x.node(), w1.node(), b1.node(), w2.node(), b2.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let w1_state = prep.checkpoint(&w1);
+                let w2_state = prep.checkpoint(&w2);
+                let out = B::deepsent_conv2d_pair(x.into_primitive(), w1.into_primitive(), b1.into_primitive(), w2.into_primitive(), b2.into_primitive(), o1.clone(), o2.clone(), relu_max);
+                let relu = relu_max.map(|max| (out.clone(), max));
+                prep.finish((x_state, w1_state, w2_state, o1, o2, relu), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::deepsent_conv2d_pair(x.into_primitive(), w1.into_primitive(), b1.into_primitive(), w2.into_primitive(), b2.into_primitive(), o1, o2, relu_max)),
         }
     }
 

@@ -45,10 +45,10 @@ impl Geometry {
     fn image_len(&self) -> usize {
         self.channels * self.height * self.width
     }
-    fn out_plane(&self) -> usize {
+    pub fn out_plane(&self) -> usize {
         self.out_height * self.out_width
     }
-    fn out_image_len(&self) -> usize {
+    pub fn out_image_len(&self) -> usize {
         self.outputs * self.out_plane()
     }
     /// Rows of a group's column matrix: C/groups × KH × KW.
@@ -81,6 +81,29 @@ impl Geometry {
         let hi = if hi_num < 0 { 0 } else { ((hi_num as usize) / stride + 1).min(out) };
         (lo.min(hi), hi)
     }
+}
+
+/// Where each image's output (its O × OH × OW values) lies in a buffer that
+/// holds more than this convolution's: at `n · stride + offset` for image n.
+/// Two convolutions of one input write their channels side by side this way
+/// (a Fire module's expand layers and their concatenation), and read their
+/// output gradients back in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub stride: usize,
+    pub offset: usize,
+}
+
+impl Geometry {
+    /// The output buffer holds this convolution's values alone.
+    pub fn whole(&self) -> Block {
+        Block { stride: self.out_image_len(), offset: 0 }
+    }
+}
+
+/// Image `n`'s output values within a buffer laid out as `block`.
+fn image_block<'a>(g: &Geometry, block: Block, buffer: &'a [f32], n: usize) -> &'a [f32] {
+    &buffer[n * block.stride + block.offset..][..g.out_image_len()]
 }
 
 /// Unfolds channels `c0..c0+C/groups` of one image into `cols` (col_rows × out_plane).
@@ -160,9 +183,15 @@ fn gemm_threads(g: &Geometry) -> usize {
 /// Forward: `out` (N × O × OH × OW) from `x`, `weight` (O × C/groups × KH × KW)
 /// and an optional bias, then a ReLU clipped at `relu_max` if given.
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, relu_max: Option<f32>, out: &mut [f32]) {
+    forward_into(g, x, weight, bias, relu_max, out, g.whole())
+}
+
+/// [`forward`] into the `block` of each image of a larger `out`; the rest of `out` is left as it is.
+pub fn forward_into(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, relu_max: Option<f32>, out: &mut [f32], block: Block) {
     assert_eq!(x.len(), g.batch * g.image_len());
     assert_eq!(weight.len(), g.weight_len());
-    assert_eq!(out.len(), g.batch * g.out_image_len());
+    assert_eq!(out.len(), g.batch * block.stride);
+    assert!(block.offset + g.out_image_len() <= block.stride);
     let plane = g.out_plane();
     // Bias and activation per image, while its output is still in cache.
     let finish = |y: &mut [f32]| {
@@ -176,15 +205,17 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, re
         }
     };
     if g.depthwise() {
+        assert_eq!(block, g.whole(), "a depthwise convolution writes a buffer of its own");
         depthwise_forward(g, x, weight, out);
         out.par_chunks_mut(g.out_image_len()).for_each(finish);
         return;
     }
     let threads = gemm_threads(g);
     let (rows, og) = (g.col_rows(), g.out_per_group());
-    out.par_chunks_mut(g.out_image_len()).zip(x.par_chunks(g.image_len())).for_each_init(
+    out.par_chunks_mut(block.stride).zip(x.par_chunks(g.image_len())).for_each_init(
         || vec![0.0f32; if g.pointwise() { 0 } else { rows * plane }],
         |cols, (y, image)| {
+            let y = &mut y[block.offset..block.offset + g.out_image_len()];
             for group in 0..g.groups {
                 let b = if g.pointwise() {
                     Mat::rows(&image[group * rows * plane..], plane)
@@ -213,16 +244,23 @@ pub fn relu_backward(output: &[f32], max: f32, grad: &mut [f32]) {
 
 /// Input gradient: `dx` (N × C × H × W) from the output gradient `dy`.
 pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert_eq!(dy.len(), g.batch * g.out_image_len());
+    input_grad_from(g, weight, dy, g.whole(), dx)
+}
+
+/// [`input_grad`] from the `block` of each image of a larger `dy`.
+pub fn input_grad_from(g: &Geometry, weight: &[f32], dy: &[f32], block: Block, dx: &mut [f32]) {
+    assert_eq!(dy.len(), g.batch * block.stride);
     assert_eq!(dx.len(), g.batch * g.image_len());
     if g.depthwise() {
+        assert_eq!(block, g.whole(), "a depthwise convolution reads a gradient of its own");
         return depthwise_input_grad(g, weight, dy, dx);
     }
     let threads = gemm_threads(g);
     let (rows, plane, og) = (g.col_rows(), g.out_plane(), g.out_per_group());
-    dx.par_chunks_mut(g.image_len()).zip(dy.par_chunks(g.out_image_len())).for_each_init(
+    dx.par_chunks_mut(g.image_len()).zip(dy.par_chunks(block.stride)).for_each_init(
         || vec![0.0f32; if g.pointwise() { 0 } else { rows * plane }],
         |cols, (dx, dy)| {
+            let dy = &dy[block.offset..block.offset + g.out_image_len()];
             if !g.pointwise() {
                 dx.fill(0.0);
             }
@@ -242,8 +280,15 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 /// Weight gradient `dw` (O × C/groups × KH × KW), summed over the batch.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    weight_grad_from(g, x, dy, g.whole(), dw)
+}
+
+/// [`weight_grad`] from the `block` of each image of a larger `dy`.
+pub fn weight_grad_from(g: &Geometry, x: &[f32], dy: &[f32], block: Block, dw: &mut [f32]) {
     assert_eq!(dw.len(), g.weight_len());
+    assert_eq!(dy.len(), g.batch * block.stride);
     if g.depthwise() {
+        assert_eq!(block, g.whole(), "a depthwise convolution reads a gradient of its own");
         return depthwise_weight_grad(g, x, dy, dw);
     }
     let (rows, plane, og) = (g.col_rows(), g.out_plane(), g.out_per_group());
@@ -259,7 +304,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             let mut cols = vec![0.0f32; if g.pointwise() { 0 } else { rows * plane }];
             for n in s * per_share..((s + 1) * per_share).min(g.batch) {
                 let image = &x[n * g.image_len()..(n + 1) * g.image_len()];
-                let dy = &dy[n * g.out_image_len()..(n + 1) * g.out_image_len()];
+                let dy = image_block(g, block, dy, n);
                 for group in 0..g.groups {
                     let c = if g.pointwise() {
                         Mat::rows(&image[group * rows * plane..], plane)
@@ -282,9 +327,15 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 
 /// Bias gradient: the output gradient summed over images and positions, per channel.
 pub fn bias_grad(batch: usize, outputs: usize, plane: usize, dy: &[f32], db: &mut [f32]) {
+    bias_grad_from(batch, outputs, plane, dy, Block { stride: outputs * plane, offset: 0 }, db)
+}
+
+/// [`bias_grad`] from the `block` of each image of a larger `dy`.
+pub fn bias_grad_from(batch: usize, outputs: usize, plane: usize, dy: &[f32], block: Block, db: &mut [f32]) {
+    assert_eq!(dy.len(), batch * block.stride);
     let sums: Vec<f64> = (0..outputs)
         .into_par_iter()
-        .map(|o| (0..batch).map(|n| dy[(n * outputs + o) * plane..][..plane].iter().map(|&v| v as f64).sum::<f64>()).sum())
+        .map(|o| (0..batch).map(|n| dy[n * block.stride + block.offset + o * plane..][..plane].iter().map(|&v| v as f64).sum::<f64>()).sum())
         .collect();
     db.iter_mut().zip(sums).for_each(|(d, s)| *d = s as f32);
 }
@@ -487,6 +538,51 @@ mod tests {
             bias_grad(g.batch, g.outputs, g.out_plane(), &dy, &mut db);
             let db_ref: Vec<f64> = (0..g.outputs).map(|o| dy.iter().enumerate().filter(|(i, _)| (i / g.out_plane()) % g.outputs == o).map(|(_, &v)| v as f64).sum()).collect();
             close("bias gradient", &g, &db, &db_ref);
+        }
+    }
+
+    /// Two convolutions of one input written side by side (a Fire module's
+    /// expand 1×1 and 3×3): each block holds what the convolution alone
+    /// gives, and the gradients read from the blocks are the separate ones,
+    /// bit for bit.
+    #[test]
+    fn convolutions_into_blocks_of_a_shared_buffer() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let a = geometry(3, 4, [5, 6], 3, [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1);
+        let b = geometry(3, 4, [5, 6], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1);
+        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect() };
+        let x = draw(a.batch * a.image_len());
+        let (wa, wb, ba, bb) = (draw(a.weight_len()), draw(b.weight_len()), draw(a.outputs), draw(b.outputs));
+        let stride = a.out_image_len() + b.out_image_len();
+        let (block_a, block_b) = (Block { stride, offset: 0 }, Block { stride, offset: a.out_image_len() });
+        let mut both = vec![f32::NAN; a.batch * stride];
+        forward_into(&a, &x, &wa, Some(&ba), Some(f32::INFINITY), &mut both, block_a);
+        forward_into(&b, &x, &wb, Some(&bb), Some(f32::INFINITY), &mut both, block_b);
+        let (mut ya, mut yb) = (vec![0.0; a.batch * a.out_image_len()], vec![0.0; b.batch * b.out_image_len()]);
+        forward(&a, &x, &wa, Some(&ba), Some(f32::INFINITY), &mut ya);
+        forward(&b, &x, &wb, Some(&bb), Some(f32::INFINITY), &mut yb);
+        for n in 0..a.batch {
+            assert_eq!(image_block(&a, block_a, &both, n), &ya[n * a.out_image_len()..][..a.out_image_len()]);
+            assert_eq!(image_block(&b, block_b, &both, n), &yb[n * b.out_image_len()..][..b.out_image_len()]);
+        }
+        let dy = draw(a.batch * stride);
+        let split = |g: &Geometry, block: Block| -> Vec<f32> { (0..g.batch).flat_map(|n| image_block(g, block, &dy, n).to_vec()).collect() };
+        let (dya, dyb) = (split(&a, block_a), split(&b, block_b));
+        for (g, block, w, d) in [(&a, block_a, &wa, &dya), (&b, block_b, &wb, &dyb)] {
+            let (mut dx1, mut dx2) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+            input_grad_from(g, w, &dy, block, &mut dx1);
+            input_grad(g, w, d, &mut dx2);
+            assert_eq!(dx1, dx2);
+        }
+        for (g, block, w, d) in [(&a, block_a, &wa, &dya), (&b, block_b, &wb, &dyb)] {
+            let (mut dw1, mut dw2) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+            weight_grad_from(g, &x, &dy, block, &mut dw1);
+            weight_grad(g, &x, d, &mut dw2);
+            assert_eq!(dw1, dw2);
+            let (mut db1, mut db2) = (vec![0.0; g.outputs], vec![0.0; g.outputs]);
+            bias_grad_from(g.batch, g.outputs, g.out_plane(), &dy, block, &mut db1);
+            bias_grad(g.batch, g.outputs, g.out_plane(), d, &mut db2);
+            assert_eq!(db1, db2);
         }
     }
 }

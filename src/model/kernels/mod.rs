@@ -29,6 +29,17 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
     Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options, relu_max))
 }
 
+/// Two convolutions of `x`, their outputs concatenated along channels, each
+/// through the same clipped ReLU (see [`conv2d`]): a Fire module's expand
+/// layers and their concatenation as one step, the convolutions writing
+/// straight into the concatenated blob.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_pair(x: Tensor<4>, (w1, b1, o1): (Tensor<4>, Option<Tensor<1>>, ConvOptions<2>), (w2, b2, o2): (Tensor<4>, Option<Tensor<1>>, ConvOptions<2>), relu_max: Option<f32>) -> Tensor<4> {
+    let bias = |b: Option<Tensor<1>>, w: &Tensor<4>| b.unwrap_or_else(|| Tensor::zeros([w.dims()[0]], &w.device())).into_dispatch();
+    let (b1, b2) = (bias(b1, &w1), bias(b2, &w2));
+    Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_conv2d_pair(x.into_dispatch(), w1.into_dispatch(), b1, w2.into_dispatch(), b2, o1, o2, relu_max))
+}
+
 /// Max pooling with Caffe's rules (padding never wins; `ceil` rounds the output size up).
 pub fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil: bool) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as Kernels>::deepsent_max_pool2d(x.into_dispatch(), kernel, stride, padding, ceil))
