@@ -107,34 +107,31 @@ fn load(root: Option<PathBuf>, subset: Option<deepsent::data::Subset>, exclude: 
 /// calibration images' raw scores (never on the images evaluated: the two
 /// sets must not share an image).
 fn fit_calibration(a: &EvaluateArgs, model: &SavedModel, net: &Net, evaluated: &deepsent::data::Dataset) -> Result<Calibration> {
-    let shift = match a.prior {
+    // (trained share, target share) of positives, for a prior correction.
+    let prior = match a.prior {
         Some(target) => {
             anyhow::ensure!(target > 0.0 && target < 1.0, "--prior is the share of positive images, strictly between 0 and 1 (not {target})");
             let trained = a.trained_prior.or(model.card.trained_positive_share).with_context(|| {
-                format!("{} does not record the share of positive images it was trained on (models made before deepsent 0.1.0's cards did); give it with --trained-prior", a.model.display())
+                format!("{} does not record the share of positive images it was trained on (made before model cards recorded it); give it with --trained-prior", a.model.display())
             })?;
-            prior_shift(trained, target)
+            Some((trained, target))
         }
-        None => 0.0,
+        None => None,
     };
+    let shift = prior.map_or(0.0, |(trained, target)| prior_shift(trained, target));
+    let prior_words = prior.map(|(trained, target)| format!("prior corrected from {trained:.3} to {target:.3} positive")).unwrap_or_default();
     let Some(root) = &a.calibrate else {
-        let fitted = format!("prior correction from {:.3} to {:.3} positive", a.trained_prior.or(model.card.trained_positive_share).unwrap_or(0.5), a.prior.unwrap_or(0.5));
-        return Ok(Calibration { temperature: 1.0, shift, threshold: 0.5, fitted });
+        return Ok(Calibration { temperature: 1.0, shift, threshold: 0.5, fitted: prior_words });
     };
     let calibration_set = load(Some(root.clone()), a.subset, None)?;
-    let canonical = |items: &[deepsent::data::Item]| -> std::collections::HashMap<PathBuf, String> {
-        items.iter().map(|i| (i.path.canonicalize().unwrap_or_else(|_| i.path.clone()), i.name.clone())).collect()
-    };
-    let evaluated_paths = canonical(&evaluated.items);
-    let mut shared: Vec<String> = canonical(&calibration_set.items).into_iter().filter(|(p, _)| evaluated_paths.contains_key(p)).map(|(_, n)| n).collect();
+    let shared = deepsent::data::dataset::shared_images(&calibration_set.items, &evaluated.items);
     if !shared.is_empty() {
-        shared.sort();
-        let n = shared.len();
-        let list: Vec<&str> = shared.iter().take(5).map(|s| s.as_str()).collect();
-        bail!("the calibration set {} and the evaluated set share {n} image(s) ({}{}): a calibration fitted on the images it is judged on would flatter itself; give disjoint sets", root.display(), list.join(", "), if n > 5 { ", …" } else { "" });
+        let list: Vec<&str> = shared.iter().take(5).map(String::as_str).collect();
+        let more = if shared.len() > 5 { ", …" } else { "" };
+        bail!("the calibration set {} and the evaluated set share {} image(s) ({}{more}): a calibration fitted on the images it is judged on would flatter itself; give disjoint sets", root.display(), shared.len(), list.join(", "));
     }
     let raw = score_items(net, &model.preprocess, &calibration_set.items, a.oversample, a.batch)?;
     let view = if a.oversample { "10-crop" } else { "centre crop" };
-    let prior = a.prior.map(|p| format!(", prior corrected to {p:.3} positive")).unwrap_or_default();
-    Ok(fit(&raw, shift, format!("temperature and threshold fitted on {} ({} images, {view}){prior}", calibration_set.name, raw.len())))
+    let prior_words = if prior_words.is_empty() { prior_words } else { format!(", {prior_words}") };
+    Ok(fit(&raw, shift, format!("temperature and threshold fitted on {} ({} images, {view}){prior_words}", calibration_set.name, raw.len())))
 }

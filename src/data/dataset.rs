@@ -230,3 +230,13 @@ pub fn resolve_folds(
     let left_out = (0..items.len()).filter(|i| !universe.contains(i)).collect();
     (folds, left_out)
 }
+/// The names (as `a` gives them, sorted) of the images of `a` that are also
+/// in `b`: the same file, however each set spells its path.
+pub fn shared_images(a: &[Item], b: &[Item]) -> Vec<String> {
+    let canonical = |item: &Item| item.path.canonicalize().unwrap_or_else(|_| item.path.clone());
+    let in_b: std::collections::HashSet<PathBuf> = b.iter().map(canonical).collect();
+    let mut shared: Vec<String> = a.iter().filter(|i| in_b.contains(&canonical(i))).map(|i| i.name.clone()).collect();
+    shared.sort();
+    shared
+}
+
