@@ -35,6 +35,10 @@ pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
             println!("  settings         {}", c.settings);
             println!("  CV accuracy      {}", pct(c.cv_accuracy));
             println!("  test accuracy    {}", pct(c.test_accuracy));
+            println!("  trained positive {}", pct(c.trained_positive_share));
+            if let Some(cal) = &c.calibration {
+                println!("  calibrated       log-odds ÷ {:.3} {:+.3}, positive above {:.3} ({})", cal.temperature, cal.shift, cal.threshold, cal.fitted);
+            }
             println!("  created          {} by deepsent {}", c.created, c.deepsent_version);
         }
     }
