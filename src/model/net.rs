@@ -211,11 +211,13 @@ impl Net {
             if self.fused_into_previous(i) {
                 continue;
             }
+            let step = self.step(i);
             let inputs: Vec<Tensor<4>> = layer
                 .bottoms
                 .iter()
                 .map(|b| {
-                    let last = self.last_read.get(b) == Some(&i) && !wanted.contains(&b.as_str());
+                    // Last read by this step (a convolution pair reads its input twice).
+                    let last = self.last_read.get(b).is_some_and(|r| step.contains(r)) && !wanted.contains(&b.as_str());
                     if last {
                         blobs.remove(b).expect("spec wiring was checked")
                     } else {
@@ -223,8 +225,8 @@ impl Net {
                     }
                 })
                 .collect();
-            let last = &self.spec.layers[self.step(i).end - 1];
-            let interior_wanted = self.pair_second[i].is_some() && self.step(i).any(|l| l + 1 < self.step(i).end && wanted.contains(&self.spec.layers[l].tops[0].as_str()));
+            let last = &self.spec.layers[step.end - 1];
+            let interior_wanted = self.pair_second[i].is_some() && step.clone().any(|l| l + 1 < step.end && wanted.contains(&self.spec.layers[l].tops[0].as_str()));
             let out = if interior_wanted {
                 // A wanted blob inside a fused pair: run its layers one by one.
                 let (a, b) = self.convolution_pair_apart(i, params, inputs.into_iter().next().expect("one input"));
