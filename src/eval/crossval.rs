@@ -115,16 +115,30 @@ impl CrossvalResults {
         let pairs: Option<Vec<(f64, f64)>> = self.folds.iter().map(|r| r.acc_center_before.map(|b| (b, r.acc_center))).collect();
         self.paired_center = pairs.and_then(|p| paired(&p));
         let (n, unmoved, unchanged) = (self.folds.len(), self.unmoved_folds.len(), self.unchanged_folds.len());
-        self.verdict = if self.did_not_move() {
-            format!("not fine-tuned: the network did not move on any of the {n} folds (test accuracy within one image of the start): a linear probe")
-        } else if 2 * unmoved > n {
-            format!("mostly not fine-tuned: the network did not move on {unmoved} of {n} folds (test accuracy within one image of the start)")
-        } else if 2 * unchanged > n {
-            format!("not shown to be fine-tuned: test accuracy within one image of the start on {unchanged} of {n} folds")
-        } else {
-            let gain = self.paired_center.as_ref().map_or(String::new(), |p| format!("; paired gain {:+.3}, better on {} of {n} folds", p.mean, p.improved));
-            format!("the network moved: test accuracy changed by more than one image on {} of {n} folds{gain}", n - unchanged)
+        self.verdict = match self.standing() {
+            Standing::DidNotMove => format!("not fine-tuned: the network did not move on any of the {n} folds (test accuracy within one image of the start): a linear probe"),
+            Standing::MostlyDidNotMove => format!("mostly not fine-tuned: the network did not move on {unmoved} of {n} folds (test accuracy within one image of the start)"),
+            Standing::NotShown => format!("not shown to be fine-tuned: test accuracy within one image of the start on {unchanged} of {n} folds"),
+            Standing::Moved => {
+                let gain = self.paired_center.as_ref().map_or(String::new(), |p| format!("; paired gain {:+.3}, better on {} of {n} folds", p.mean, p.improved));
+                format!("the network moved: test accuracy changed by more than one image on {} of {n} folds{gain}", n - unchanged)
+            }
         };
+    }
+
+    /// What the run may be called, from its unmoved and unchanged folds (the
+    /// one rule behind the verdict, the titles of its tables and reports).
+    pub fn standing(&self) -> Standing {
+        let n = self.folds.len();
+        if self.did_not_move() {
+            Standing::DidNotMove
+        } else if 2 * self.unmoved_folds.len() > n {
+            Standing::MostlyDidNotMove
+        } else if 2 * self.unchanged_folds.len() > n {
+            Standing::NotShown
+        } else {
+            Standing::Moved
+        }
     }
 
     /// Mean centre-crop test accuracy before training (the start), when every fold recorded it.
@@ -137,6 +151,19 @@ impl CrossvalResults {
     pub fn did_not_move(&self) -> bool {
         !self.folds.is_empty() && self.unmoved_folds.len() == self.folds.len()
     }
+}
+
+/// Whether a run may be called fine-tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Every fold unmoved: a linear probe.
+    DidNotMove,
+    /// More than half the folds unmoved.
+    MostlyDidNotMove,
+    /// More than half the folds within one test image of their start (the weights moved on some).
+    NotShown,
+    /// Fine-tuning: the test accuracy changed on most folds.
+    Moved,
 }
 
 /// A pretrained layer whose weights changed by less than this (relative L2)

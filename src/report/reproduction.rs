@@ -2,6 +2,7 @@
 //! `index.html` (pictures embedded), `results.json` with every number, and
 //! the plots under `plots/`. Tables put the paper's numbers beside ours.
 
+use crate::eval::crossval::Standing;
 use crate::eval::predictions::{self, Prediction};
 use crate::experiment::runner::Outcome;
 use crate::report::tables::{crossval_table, probe_table, surgery_table, VariantRow};
@@ -77,7 +78,15 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     }
 
     // Table 1.
-    let _ = writeln!(md, "## Table 1 — fine-tuning\n");
+    // The heading says what the run may be called (its verdict), not "fine-tuning" regardless.
+    match ft.standing() {
+        Standing::Moved => {
+            let _ = writeln!(md, "## Table 1 — fine-tuning\n");
+        }
+        _ => {
+            let _ = writeln!(md, "## Table 1 — {}\n", ft.verdict.split(':').next().unwrap_or_default());
+        }
+    }
     if ft.did_not_move() {
         let _ = writeln!(md, "> **The network did not move: this is a linear probe, not fine-tuning.** On every fold training changed the test accuracy by at most one image.\n");
     }

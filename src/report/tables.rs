@@ -1,6 +1,6 @@
 //! Markdown tables of results, with the paper's numbers beside ours.
 
-use crate::eval::crossval::{CrossvalResults, BARELY_MOVED};
+use crate::eval::crossval::{CrossvalResults, Standing, BARELY_MOVED};
 use crate::eval::movement::largest_pretrained;
 use crate::train::solver::{Augment, BatchNormMode, DecayTarget, Schedule};
 use crate::train::SolverSettings;
@@ -14,17 +14,22 @@ use std::fmt::Write;
 pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     let mut s = String::new();
     let c = &r.config;
-    if r.did_not_move() {
-        let _ = writeln!(s, "# Not fine-tuned — the network did not move: {}-fold cross-validation of {}, a linear probe\n", r.folds.len(), c.backbone);
-        let _ = writeln!(s, "On every fold training changed the centre-crop test accuracy by at most one image: these rows measure the starting point (the head initialised by the probe, scored with a 10-crop average), not what fine-tuning adds.\n");
-    } else if 2 * r.unmoved_folds.len() > r.folds.len() {
-        let _ = writeln!(s, "# Mostly not fine-tuned — the network did not move on {} of {} folds: cross-validation of {}\n", r.unmoved_folds.len(), r.folds.len(), c.backbone);
-        let _ = writeln!(s, "On folds {:?} training changed the centre-crop test accuracy by at most one image: there the rows measure the starting point, not what fine-tuning adds.\n", r.unmoved_folds);
-    } else if 2 * r.unchanged_folds.len() > r.folds.len() {
-        let _ = writeln!(s, "# Not shown to be fine-tuned — test accuracy within one image of the start on {} of {} folds: cross-validation of {}\n", r.unchanged_folds.len(), r.folds.len(), c.backbone);
-        let _ = writeln!(s, "On folds {:?} training changed the centre-crop test accuracy by at most one image (the weights moved on some of them): there the rows measure the starting point, not what fine-tuning adds.\n", r.unchanged_folds);
-    } else {
-        let _ = writeln!(s, "# Fine-tuning by {}-fold cross-validation: {}\n", r.folds.len(), c.backbone);
+    match r.standing() {
+        Standing::DidNotMove => {
+            let _ = writeln!(s, "# Not fine-tuned — the network did not move: {}-fold cross-validation of {}, a linear probe\n", r.folds.len(), c.backbone);
+            let _ = writeln!(s, "On every fold training changed the centre-crop test accuracy by at most one image: these rows measure the starting point (the head initialised by the probe, scored with a 10-crop average), not what fine-tuning adds.\n");
+        }
+        Standing::MostlyDidNotMove => {
+            let _ = writeln!(s, "# Mostly not fine-tuned — the network did not move on {} of {} folds: cross-validation of {}\n", r.unmoved_folds.len(), r.folds.len(), c.backbone);
+            let _ = writeln!(s, "On folds {:?} training changed the centre-crop test accuracy by at most one image: there the rows measure the starting point, not what fine-tuning adds.\n", r.unmoved_folds);
+        }
+        Standing::NotShown => {
+            let _ = writeln!(s, "# Not shown to be fine-tuned — test accuracy within one image of the start on {} of {} folds: cross-validation of {}\n", r.unchanged_folds.len(), r.folds.len(), c.backbone);
+            let _ = writeln!(s, "On folds {:?} training changed the centre-crop test accuracy by at most one image (the weights moved on some of them): there the rows measure the starting point, not what fine-tuning adds.\n", r.unchanged_folds);
+        }
+        Standing::Moved => {
+            let _ = writeln!(s, "# Fine-tuning by {}-fold cross-validation: {}\n", r.folds.len(), c.backbone);
+        }
     }
     let _ = writeln!(s, "Dataset {}; surgery `{}`; head {:?}; seed {}.\n", c.dataset, c.recipe.surgery, c.recipe.head_init, c.recipe.seed);
     let searched = r.folds.iter().any(|f| f.search.is_some());
@@ -237,7 +242,7 @@ pub fn probe_table(r: &ProbeReport, command: &str) -> String {
     s
 }
 
-/// One fine-tuned variant of a surgery table.
+/// One trained variant of a surgery table.
 pub struct VariantRow<'a> {
     pub name: String,
     /// The paper's variant it is or stands for.
@@ -261,6 +266,10 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
         let paper = r.paper.and_then(|v| super::paper::SURGERY.iter().find(|p| p.0 == v));
         let (pc, po) = paper.map_or(("–".into(), "–".into()), |p| (format!("{:.3}", p.1), format!("{:.3}", p.2)));
         let mut mark = if r.results.degenerate_folds.is_empty() { String::new() } else { format!(" (degenerate folds {:?})", r.results.degenerate_folds) };
+        if r.results.standing() != Standing::Moved {
+            // The row is not a fine-tuned variant: say so, as its run's title does.
+            mark += &format!(" ({})", r.results.verdict.split(':').next().unwrap_or_default());
+        }
         if !r.results.unmoved_folds.is_empty() {
             mark += &format!(" (did not move on folds {:?})", r.results.unmoved_folds);
         }
