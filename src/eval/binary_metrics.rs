@@ -99,15 +99,7 @@ pub fn binary_metrics(scores: &[f64], labels: &[usize], threshold: f64) -> Binar
         balanced_accuracy: (positive_class.recall + negative_class.recall) / 2.0,
         roc_auc: roc_auc(scores, labels),
         pr_auc: average_precision(scores, labels),
-        log_loss: scores
-            .iter()
-            .zip(labels)
-            .map(|(&s, &y)| {
-                let p = s.clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS);
-                -(if y == 1 { p.ln() } else { (1.0 - p).ln() })
-            })
-            .sum::<f64>()
-            / n.max(1) as f64,
+        log_loss: log_loss(scores, labels),
         brier: scores.iter().zip(labels).map(|(&s, &y)| (s - y as f64).powi(2)).sum::<f64>() / n.max(1) as f64,
         ece,
         positive_rate: ratio(c.true_positive + c.false_positive, n),
@@ -117,6 +109,19 @@ pub fn binary_metrics(scores: &[f64], labels: &[usize], threshold: f64) -> Binar
         negative_class,
         reliability,
     }
+}
+
+/// Mean −log P(true class), P(positive) clipped to [10⁻⁷, 1 − 10⁻⁷].
+pub fn log_loss(scores: &[f64], labels: &[usize]) -> f64 {
+    let total: f64 = scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &y)| {
+            let p = s.clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS);
+            -(if y == 1 { p.ln() } else { (1.0 - p).ln() })
+        })
+        .sum();
+    total / labels.len().max(1) as f64
 }
 
 /// ROC AUC as the Mann-Whitney statistic: the probability that a random

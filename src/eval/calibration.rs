@@ -8,7 +8,7 @@
 //! Written here: two one-dimensional fits over a score vector (a golden
 //! section search and a sort) need no optimisation crate.
 
-use super::binary_metrics::binary_metrics;
+use super::binary_metrics::{binary_metrics, log_loss};
 use crate::model::calibration::{logit, sigmoid};
 #[cfg(doc)]
 use crate::model::calibration::Calibration;
@@ -19,14 +19,7 @@ pub fn fit_temperature(scores: &[f64], labels: &[usize]) -> f64 {
     let logits: Vec<f64> = scores.iter().map(|&p| logit(p)).collect();
     let loss = |ln_t: f64| {
         let t = ln_t.exp();
-        logits
-            .iter()
-            .zip(labels)
-            .map(|(&z, &y)| {
-                let p = sigmoid(z / t).clamp(1e-7, 1.0 - 1e-7);
-                -(if y == 1 { p.ln() } else { (1.0 - p).ln() })
-            })
-            .sum::<f64>()
+        log_loss(&logits.iter().map(|&z| sigmoid(z / t)).collect::<Vec<_>>(), labels)
     };
     let ratio = (5f64.sqrt() - 1.0) / 2.0;
     let (mut a, mut b) = (-4.0f64, 4.0f64);

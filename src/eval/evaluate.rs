@@ -84,7 +84,8 @@ pub fn measure(raw: &[Scored], calibration: Option<&Calibration>) -> Evaluation 
         metrics: binary_metrics(&scores, &labels, threshold),
     };
     let center = view(images.iter().map(|s| s.positive).collect());
-    let ten_crop = images.iter().all(|s| s.positive_10crop.is_some()).then(|| view(images.iter().map(|s| s.positive_10crop.unwrap_or(f64::NAN)).collect())).filter(|_| !images.is_empty());
+    let ten: Option<Vec<f64>> = images.iter().map(|s| s.positive_10crop).collect();
+    let ten_crop = ten.filter(|t| !t.is_empty()).map(view);
     Evaluation { center, ten_crop, calibration: calibration.cloned(), images }
 }
 

@@ -250,8 +250,6 @@ impl Net {
         let params = &all_params[index][..];
         let layer = &self.spec.layers[index];
         let relu_max = self.step_relu(index);
-        let shapes = &self.param_shapes[index];
-        let shaped4 = |t: &Tensor<1>, s: &Shape| -> Tensor<4> { t.clone().reshape([s[0], s[1], s[2], s[3]]) };
         let per_channel = |t: &Tensor<1>| -> Tensor<4> {
             let c = t.dims()[0];
             t.clone().reshape([1, c, 1, 1])
@@ -262,10 +260,8 @@ impl Net {
             return super::kernels::conv2d_pair(x, self.convolution_operands(index, all_params), self.convolution_operands(second, all_params), relu_max);
         }
         match &layer.kind {
-            LayerKind::Convolution { stride, pad, dilation, group, .. } => {
-                let w = shaped4(&params[0], &shapes[0]);
-                let b = params.get(1).cloned();
-                let options = ConvOptions::new_with_padding(*stride, *pad, *dilation, *group);
+            LayerKind::Convolution { .. } => {
+                let (w, b, options) = self.convolution_operands(index, all_params);
                 if burn_kernels() {
                     clipped_relu(conv2d(x, w, b, options), relu_max)
                 } else {
@@ -403,7 +399,7 @@ impl Net {
 
     /// A convolution layer's weight (O × C/groups × KH × KW), bias and options.
     fn convolution_operands(&self, index: usize, params: &Params) -> (Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) {
-        let LayerKind::Convolution { stride, pad, dilation, group, .. } = &self.spec.layers[index].kind else { unreachable!("checked by convolution_pair") };
+        let LayerKind::Convolution { stride, pad, dilation, group, .. } = &self.spec.layers[index].kind else { unreachable!("called on convolution layers") };
         let s = &self.param_shapes[index][0];
         let w = params[index][0].clone().reshape([s[0], s[1], s[2], s[3]]);
         (w, params[index].get(1).cloned(), ConvOptions::new_with_padding(*stride, *pad, *dilation, *group))
@@ -480,17 +476,11 @@ impl Net {
 fn convolution_pair(spec: &NetSpec, index: usize) -> Option<(usize, usize)> {
     let layers = &spec.layers;
     let conv = |l: usize| layers.get(l).filter(|c| matches!(c.kind, LayerKind::Convolution { group: 1, .. }) && c.bottoms.len() == 1 && c.tops.len() == 1);
-    let relu_of = |l: usize, blob: &str| {
-        layers.get(l).filter(|r| r.bottoms.len() == 1 && r.bottoms[0] == blob && r.tops.len() == 1 && r.tops[0] == blob).and_then(|r| match r.kind {
-            LayerKind::ReLU { negative_slope, max } if negative_slope == 0.0 => Some(max),
-            _ => None,
-        })
-    };
     let first = conv(index)?;
-    let first_relu = relu_of(index + 1, &first.tops[0]);
+    let first_relu = relu_in_place(spec, index + 1, &first.tops[0]);
     let second_at = index + 1 + usize::from(first_relu.is_some());
     let second = conv(second_at).filter(|c| c.bottoms == first.bottoms && c.tops[0] != first.tops[0])?;
-    let second_relu = relu_of(second_at + 1, &second.tops[0]);
+    let second_relu = relu_in_place(spec, second_at + 1, &second.tops[0]);
     if first_relu != second_relu {
         return None;
     }
@@ -504,23 +494,34 @@ fn convolution_pair(spec: &NetSpec, index: usize) -> Option<(usize, usize)> {
     Some((second_at, concat_at + 1 - index))
 }
 
+/// Layer `j`, when it works in place on `blob` (one bottom and one top, both `blob`).
+fn in_place<'s>(spec: &'s NetSpec, j: usize, blob: &str) -> Option<&'s super::spec::LayerSpec> {
+    spec.layers.get(j).filter(|l| l.bottoms.len() == 1 && l.bottoms[0] == blob && l.tops.len() == 1 && l.tops[0] == blob)
+}
+
+/// The clip (None: plain) of layer `j` when it is a ReLU (no leak) in place on `blob`.
+fn relu_in_place(spec: &NetSpec, j: usize, blob: &str) -> Option<Option<f32>> {
+    in_place(spec, j, blob).and_then(|l| match l.kind {
+        LayerKind::ReLU { negative_slope, max } if negative_slope == 0.0 => Some(max),
+        _ => None,
+    })
+}
+
 fn fused_len(spec: &NetSpec, index: usize) -> usize {
     let first = &spec.layers[index];
     let blob = &first.tops[0];
-    let in_place = |j: usize| spec.layers.get(j).filter(|l| l.bottoms.len() == 1 && l.bottoms[0] == *blob && l.tops.len() == 1 && l.tops[0] == *blob);
-    let relu = |j: usize| in_place(j).is_some_and(|l| matches!(l.kind, LayerKind::ReLU { negative_slope, .. } if negative_slope == 0.0));
     let mut len = 1;
     match first.kind {
         LayerKind::Convolution { .. } => {}
         LayerKind::BatchNorm { .. } => {
-            if in_place(index + 1).is_some_and(|l| matches!(l.kind, LayerKind::Scale { .. })) {
+            if in_place(spec, index + 1, blob).is_some_and(|l| matches!(l.kind, LayerKind::Scale { .. })) {
                 len += 1;
             }
         }
         LayerKind::Scale { .. } => {}
         _ => return 1,
     }
-    if relu(index + len) {
+    if relu_in_place(spec, index + len, blob).is_some() {
         len += 1;
     }
     len

@@ -62,17 +62,18 @@ impl Predictor {
             let layer = self.net.first_non_finite(self.net.input(view, self.net.device())).unwrap_or_else(|| "the softmax".into());
             bail!("the model's output is not a number (NaN or infinite), first at layer {layer}: its weights overflow on this image");
         }
+        let calibration = self.card.calibration.as_ref();
+        let score = |p: &[f32]| calibration.map_or(positive_probability(p), |cal| cal.apply(positive_probability(p) as f64) as f32);
         Ok(center
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let decisive = ten.as_ref().map_or(c, |t| &t[i]);
-                let positive = match &self.card.calibration {
+                let positive = match calibration {
                     // A calibrated model answers on its calibrated score and threshold.
                     Some(cal) => cal.is_positive(cal.apply(positive_probability(decisive) as f64)),
                     None => predicted(decisive) == 1,
                 };
-                let score = |p: &[f32]| self.card.calibration.as_ref().map_or(positive_probability(p), |cal| cal.apply(positive_probability(p) as f64) as f32);
                 Prediction { positive: score(c), positive_10crop: ten.as_ref().map(|t| score(&t[i])), label: if positive { "positive" } else { "negative" } }
             })
             .collect())

@@ -349,11 +349,11 @@ impl Kernels for Flex {
             return burn_ops::conv2d_pair::<Flex>(x, w1, b1, w2, b2, o1, o2, relu_max);
         }
         let (g1, g2) = (geometry(&x.shape(), &w1.shape(), &o1), geometry(&x.shape(), &w2.shape(), &o2));
-        let [b1_block, b2_block] = pair_blocks(&g1, &g2);
-        let mut out = vec![0.0f32; g1.batch * b1_block.stride];
+        let [first, second] = pair_blocks(&g1, &g2);
+        let mut out = vec![0.0f32; g1.batch * first.stride];
         let x = values(&x);
-        conv::forward_into(&g1, &x, &values(&w1), Some(&values(&b1)), relu_max, &mut out, b1_block);
-        conv::forward_into(&g2, &x, &values(&w2), Some(&values(&b2)), relu_max, &mut out, b2_block);
+        conv::forward_into(&g1, &x, &values(&w1), Some(&values(&b1)), relu_max, &mut out, first);
+        conv::forward_into(&g2, &x, &values(&w2), Some(&values(&b2)), relu_max, &mut out, second);
         tensor(out, vec![g1.batch, g1.outputs + g2.outputs, g1.out_height, g1.out_width])
     }
 
