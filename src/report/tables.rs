@@ -75,8 +75,7 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     }
     let _ = writeln!(s, "\nStandard deviation: {}. Solver: {}.", r.std_kind, describe_solver(&c.recipe.solver, c.recipe.new_lr_mult));
     if !c.search.is_empty() {
-        let grid: Vec<String> = c.search.iter().map(|k| format!("{} ∈ {{{}}}", k.key, k.values.iter().map(crate::eval::search::value_text).collect::<Vec<_>>().join(", "))).collect();
-        let _ = writeln!(s, "\nSearched per fold, overriding the solver above with each fold's choice: {}.", grid.join("; "));
+        let _ = writeln!(s, "\nSearched per fold, overriding the solver above with each fold's choice: {}.", describe_grid(&c.search));
     }
     if !r.degenerate_folds.is_empty() {
         let _ = writeln!(s, "\nDegenerate folds (tied or constant answers; their accuracy means nothing): {:?}.", r.degenerate_folds);
@@ -290,15 +289,22 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
     let _ = writeln!(s, "\nMean ± std over folds ({}). Recipes per variant:\n", rows.first().map_or("", |r| r.results.std_kind.as_str()));
     for r in rows {
         let c = &r.results.config;
+        // A searched setting overrides the solver's value fold by fold: say which were chosen.
+        let searched = if c.search.is_empty() {
+            String::new()
+        } else {
+            let chosen: Vec<String> = r.results.folds.iter().map(|f| f.search.as_ref().map_or("–".into(), |x| crate::eval::search::describe(x.chosen_values()))).collect();
+            format!("; searched per fold, overriding the solver: {} (chosen by fold: {})", describe_grid(&c.search), chosen.join(", "))
+        };
         let _ = writeln!(
             s,
-            "- {}: head {:?}, {}, seed {}; {} folds{}.",
+            "- {}: head {:?}, {}, seed {}{searched}; {} folds{}.",
             r.name,
             c.recipe.head_init,
             describe_solver(&c.recipe.solver, c.recipe.new_lr_mult),
             c.recipe.seed,
             r.results.folds.len(),
-            r.results.paired_center.as_ref().map_or(String::new(), |p| format!("; gain over its start {:+.3} (improved on {} of {} folds)", p.mean, p.improved, p.folds))
+            r.results.paired_center.as_ref().map_or(String::new(), |p| format!("; gain over its start {:+.3} (improved on {} of {} folds, worse on {})", p.mean, p.improved, p.folds, p.worse))
         );
     }
     let _ = writeln!(s, "\nThe paper (CaffeNet, Tables 3 and 4):\n\n| variant | centre crop | 10-crop |\n|---|---|---|");
@@ -309,12 +315,24 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
     s
 }
 
+/// `key ∈ {v1, v2}; …` for a search grid.
+fn describe_grid(grid: &[crate::eval::search::SearchKey]) -> String {
+    let keys: Vec<String> = grid.iter().map(|k| format!("{} ∈ {{{}}}", k.key, k.values.iter().map(crate::eval::search::value_text).collect::<Vec<_>>().join(", "))).collect();
+    keys.join("; ")
+}
+
 impl<'a> VariantRow<'a> {
-    /// The row of a finished run: named after its preset when its surgery
-    /// is one, else `fallback`.
-    pub fn of_run(fallback: &str, results: &'a CrossvalResults) -> VariantRow<'a> {
+    /// The row of a finished run, `name` its folder's name: named after its
+    /// preset when its surgery is one (with the folder's name beside it when
+    /// that differs, so two runs of one preset stay apart), else `name`.
+    pub fn of_run(name: &str, results: &'a CrossvalResults) -> VariantRow<'a> {
         let c = &results.config;
         let preset = crate::model::surgery::presets(&c.backbone).iter().find(|p| p.ops == c.recipe.surgery);
-        VariantRow { name: preset.map_or_else(|| fallback.to_string(), |p| p.name.to_string()), paper: preset.and_then(|p| p.paper), results }
+        let row_name = match preset {
+            Some(p) if p.name == name => p.name.to_string(),
+            Some(p) => format!("{} ({name})", p.name),
+            None => name.to_string(),
+        };
+        VariantRow { name: row_name, paper: preset.and_then(|p| p.paper), results }
     }
 }
