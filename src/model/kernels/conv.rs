@@ -4,7 +4,8 @@
 //! pass, the input gradient (`Wᵀ · dY`, folded back) and the weight gradient
 //! (`dY · colsᵀ`, summed over images). Pointwise convolutions (1×1, stride 1,
 //! no padding) skip the unfolding: the image already is the column matrix.
-//! Depthwise convolutions (one channel per group) are direct loops.
+//! Depthwise convolutions (one channel per group) are direct loops
+//! ([`super::depthwise`]).
 //!
 //! Why by hand: burn's CPU backend computes the input gradient as a
 //! transposed convolution and the weight gradient as a convolution whose
@@ -67,13 +68,13 @@ impl Geometry {
     }
     /// For output coordinate `o` along an axis and kernel tap `k`: the input coordinate, if inside.
     #[inline]
-    fn input_at(o: usize, k: usize, stride: usize, pad: usize, dilation: usize, size: usize) -> Option<usize> {
+    pub(super) fn input_at(o: usize, k: usize, stride: usize, pad: usize, dilation: usize, size: usize) -> Option<usize> {
         let i = (o * stride + k * dilation) as isize - pad as isize;
         (i >= 0 && (i as usize) < size).then_some(i as usize)
     }
     /// The range of output coordinates whose input coordinate for tap `k` is inside `0..size`.
     #[inline]
-    fn valid_outputs(k: usize, stride: usize, pad: usize, dilation: usize, size: usize, out: usize) -> (usize, usize) {
+    pub(super) fn valid_outputs(k: usize, stride: usize, pad: usize, dilation: usize, size: usize, out: usize) -> (usize, usize) {
         let offset = (k * dilation) as isize - pad as isize;
         // o·stride + offset ≥ 0  and  o·stride + offset ≤ size − 1
         let lo = if offset >= 0 { 0 } else { ((-offset) as usize).div_ceil(stride) };
@@ -206,7 +207,7 @@ pub fn forward_into(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]
     };
     if g.depthwise() {
         assert_eq!(block, g.whole(), "a depthwise convolution writes a buffer of its own");
-        depthwise_forward(g, x, weight, out);
+        super::depthwise::forward(g, x, weight, out);
         out.par_chunks_mut(g.out_image_len()).for_each(finish);
         return;
     }
@@ -253,7 +254,7 @@ pub fn input_grad_from(g: &Geometry, weight: &[f32], dy: &[f32], block: Block, d
     assert_eq!(dx.len(), g.batch * g.image_len());
     if g.depthwise() {
         assert_eq!(block, g.whole(), "a depthwise convolution reads a gradient of its own");
-        return depthwise_input_grad(g, weight, dy, dx);
+        return super::depthwise::input_grad(g, weight, dy, dx);
     }
     let threads = gemm_threads(g);
     let (rows, plane, og) = (g.col_rows(), g.out_plane(), g.out_per_group());
@@ -289,7 +290,7 @@ pub fn weight_grad_from(g: &Geometry, x: &[f32], dy: &[f32], block: Block, dw: &
     assert_eq!(dy.len(), g.batch * block.stride);
     if g.depthwise() {
         assert_eq!(block, g.whole(), "a depthwise convolution reads a gradient of its own");
-        return depthwise_weight_grad(g, x, dy, dw);
+        return super::depthwise::weight_grad(g, x, dy, dw);
     }
     let (rows, plane, og) = (g.col_rows(), g.out_plane(), g.out_per_group());
     let threads = rayon::current_num_threads();
@@ -338,100 +339,6 @@ pub fn bias_grad_from(batch: usize, outputs: usize, plane: usize, dy: &[f32], bl
         .map(|o| (0..batch).map(|n| dy[n * block.stride + block.offset + o * plane..][..plane].iter().map(|&v| v as f64).sum::<f64>()).sum())
         .collect();
     db.iter_mut().zip(sums).for_each(|(d, s)| *d = s as f32);
-}
-
-fn depthwise_forward(g: &Geometry, x: &[f32], weight: &[f32], out: &mut [f32]) {
-    let (plane, in_plane, taps) = (g.out_plane(), g.height * g.width, g.kernel[0] * g.kernel[1]);
-    out.par_chunks_mut(plane).enumerate().for_each(|(i, y)| {
-        let c = i % g.channels;
-        let src = &x[i * in_plane..(i + 1) * in_plane];
-        y.fill(0.0);
-        depthwise_taps(g, &weight[c * taps..(c + 1) * taps], |_, oy, x_lo, x_hi, iy, ix0, w| {
-            let dst = &mut y[oy * g.out_width + x_lo..oy * g.out_width + x_hi];
-            let line = &src[iy * g.width..];
-            if g.stride[1] == 1 {
-                for (d, s) in dst.iter_mut().zip(&line[ix0..ix0 + (x_hi - x_lo)]) {
-                    *d += w * s;
-                }
-            } else {
-                for (k, d) in dst.iter_mut().enumerate() {
-                    *d += w * line[ix0 + k * g.stride[1]];
-                }
-            }
-        });
-    });
-}
-
-fn depthwise_input_grad(g: &Geometry, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let (plane, in_plane, taps) = (g.out_plane(), g.height * g.width, g.kernel[0] * g.kernel[1]);
-    dx.par_chunks_mut(in_plane).enumerate().for_each(|(i, d)| {
-        let c = i % g.channels;
-        let src = &dy[i * plane..(i + 1) * plane];
-        d.fill(0.0);
-        depthwise_taps(g, &weight[c * taps..(c + 1) * taps], |_, oy, x_lo, x_hi, iy, ix0, w| {
-            let grad = &src[oy * g.out_width + x_lo..oy * g.out_width + x_hi];
-            let line = &mut d[iy * g.width..];
-            if g.stride[1] == 1 {
-                for (l, s) in line[ix0..ix0 + grad.len()].iter_mut().zip(grad) {
-                    *l += w * s;
-                }
-            } else {
-                for (k, s) in grad.iter().enumerate() {
-                    line[ix0 + k * g.stride[1]] += w * s;
-                }
-            }
-        });
-    });
-}
-
-fn depthwise_weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let (plane, in_plane, taps) = (g.out_plane(), g.height * g.width, g.kernel[0] * g.kernel[1]);
-    let ones = vec![1.0f32; taps];
-    dw.par_chunks_mut(taps).enumerate().for_each(|(c, dw)| {
-        let mut sums = vec![0.0f64; taps];
-        for n in 0..g.batch {
-            let i = n * g.channels + c;
-            let src = &x[i * in_plane..(i + 1) * in_plane];
-            let grad = &dy[i * plane..(i + 1) * plane];
-            depthwise_taps(g, &ones, |t, oy, x_lo, x_hi, iy, ix0, _| {
-                let gl = &grad[oy * g.out_width + x_lo..oy * g.out_width + x_hi];
-                let line = &src[iy * g.width..];
-                let mut s = 0.0f32;
-                if g.stride[1] == 1 {
-                    for (a, b) in gl.iter().zip(&line[ix0..ix0 + gl.len()]) {
-                        s += a * b;
-                    }
-                } else {
-                    for (k, a) in gl.iter().enumerate() {
-                        s += a * line[ix0 + k * g.stride[1]];
-                    }
-                }
-                sums[t] += s as f64;
-            });
-        }
-        dw.iter_mut().zip(&sums).for_each(|(d, &s)| *d = s as f32);
-    });
-}
-
-/// Visits, for every kernel tap and output row, the run of output columns
-/// `x_lo..x_hi` whose inputs are inside the image: `f(tap, oy, x_lo, x_hi, iy, ix0, w)`.
-#[inline]
-fn depthwise_taps(g: &Geometry, w: &[f32], mut f: impl FnMut(usize, usize, usize, usize, usize, usize, f32)) {
-    for ki in 0..g.kernel[0] {
-        for kj in 0..g.kernel[1] {
-            let (x_lo, x_hi) = Geometry::valid_outputs(kj, g.stride[1], g.pad[1], g.dilation[1], g.width, g.out_width);
-            if x_lo >= x_hi {
-                continue;
-            }
-            let ix0 = x_lo * g.stride[1] + kj * g.dilation[1] - g.pad[1];
-            let wv = w[ki * g.kernel[1] + kj];
-            for oy in 0..g.out_height {
-                if let Some(iy) = Geometry::input_at(oy, ki, g.stride[0], g.pad[0], g.dilation[0], g.height) {
-                    f(ki * g.kernel[1] + kj, oy, x_lo, x_hi, iy, ix0, wv);
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -508,6 +415,8 @@ mod tests {
             // Depthwise 3×3 and 5×5 stride 2 with "same" padding (EfficientNet).
             geometry(2, 4, [7, 7], 4, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 4),
             geometry(3, 3, [9, 9], 3, [5, 5], [2, 2], [(1, 2), (1, 2)], [1, 1], 3),
+            // Depthwise with unequal strides, a dilated row and a width the stride does not divide.
+            geometry(2, 3, [8, 9], 3, [3, 3], [2, 3], [(1, 1), (2, 2)], [1, 2], 3),
             // A kernel wider than the padded image on one side.
             geometry(1, 2, [2, 9], 2, [3, 3], [1, 1], [(1, 1), (0, 0)], [1, 1], 1),
         ];

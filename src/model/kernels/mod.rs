@@ -9,6 +9,7 @@
 pub mod affine;
 mod backend;
 pub mod conv;
+mod depthwise;
 mod gemm;
 pub mod inner_product;
 pub mod lrn;
