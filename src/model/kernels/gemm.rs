@@ -2,6 +2,8 @@
 //! transposed operand is read in place: the building block of the
 //! convolution and inner-product kernels.
 
+use std::mem::MaybeUninit;
+
 /// A matrix in memory: `rows × cols`, element (r, c) at `r · row_stride + c · col_stride`.
 #[derive(Clone, Copy)]
 pub struct Mat {
@@ -21,8 +23,25 @@ impl Mat {
 
 /// `dst (m × n, row-major) = [dst +] a (m × k) · b (k × n)`, `[m, n, k]` = `dims`.
 pub fn matmul(dst: &mut [f32], accumulate: bool, dims: [usize; 3], a: Mat, b: Mat, threads: usize) {
+    assert!(dst.len() >= dims[0] * dims[1]);
+    // SAFETY: dst covers m × n values (checked above).
+    unsafe { product(dst.as_mut_ptr(), accumulate, dims, a, b, threads) }
+}
+
+/// `dst (m × n, row-major) = a · b` into memory not yet written: `gemm`
+/// writes every value of the m × n block without reading it, and the block
+/// is initialised afterwards.
+pub fn matmul_into(dst: &mut [MaybeUninit<f32>], dims: [usize; 3], a: Mat, b: Mat, threads: usize) {
+    assert!(dst.len() >= dims[0] * dims[1]);
+    // SAFETY: dst covers m × n values (checked above); with `accumulate`
+    // false gemm does not read dst (it is `read_dst = false`).
+    unsafe { product(dst.as_mut_ptr().cast::<f32>(), false, dims, a, b, threads) }
+}
+
+/// # Safety
+/// `dst` points to m × n writable values (readable too when `accumulate`).
+unsafe fn product(dst: *mut f32, accumulate: bool, dims: [usize; 3], a: Mat, b: Mat, threads: usize) {
     let [m, n, k] = dims;
-    assert!(dst.len() >= m * n);
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: every slice covers the strided extent gemm reads or writes
     // (checked above for dst, by the callers' layouts for a and b), and dst
@@ -32,7 +51,7 @@ pub fn matmul(dst: &mut [f32], accumulate: bool, dims: [usize; 3], a: Mat, b: Ma
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
