@@ -60,7 +60,7 @@ pub struct FoldResult {
     pub final_loss: Option<f64>,
     /// The linear probe that initialised the head (with `head_init: probe`).
     pub probe_init: Option<super::probe_init::ProbeInit>,
-    /// Centre-crop test accuracy before fine-tuning (the initialised network).
+    /// Centre-crop test accuracy before training (the initialised network).
     pub acc_center_before: Option<f64>,
     /// How far each weight layer moved in training (relative L2 change).
     #[serde(default)]

@@ -29,7 +29,7 @@ pub struct Trained {
     pub net: Net,
     pub log: Vec<EpochLog>,
     pub probe_init: Option<ProbeInit>,
-    /// `evaluate` of the network before fine-tuning (measured on a fresh
+    /// `evaluate` of the network before training (measured on a fresh
     /// start, read back on a resumed one).
     pub acc_before: Option<f64>,
     /// How far each weight layer moved from where training started.
@@ -69,7 +69,7 @@ impl FineTuning<'_> {
                 std::fs::create_dir_all(dir.path())?;
                 crate::atomic_write::write(&before_path, serde_json::to_string(&a)?)?;
                 let how = probe_init.as_ref().map(|p| format!(" (head from a probe on {}, C = {:.3e})", p.layer, p.c)).unwrap_or_default();
-                eprintln!("{name}: accuracy before fine-tuning {a:.3}{how}");
+                eprintln!("{name}: accuracy before training {a:.3}{how}");
             }
             a
         };

@@ -33,7 +33,7 @@ pub fn read_logs(run: &Path, results: &crate::eval::crossval::CrossvalResults) -
 }
 
 /// Writes a PNG with two panels: training loss and test accuracy against
-/// epoch (epoch 0: the accuracy before fine-tuning, where it was measured).
+/// epoch (epoch 0: the accuracy before training, where it was measured).
 pub fn training_curves(logs: &[FoldCurve], title: &str, png: &Path) -> Result<()> {
     register_font();
     draw(logs, title, BitMapBackend::new(png, (1000, 380)).into_drawing_area()).map_err(|e| anyhow::anyhow!("drawing {}: {e}", png.display()))

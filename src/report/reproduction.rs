@@ -186,7 +186,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     let _ = writeln!(md, "deepsent {}, burn {} (flex backend), {} {}, {} threads. ImageNet weights: `{}`.\n", versions.deepsent, versions.burn, versions.os, versions.arch, versions.threads, crate::model::weights_id::upgraded(&o.weights.display().to_string()));
     let wall: f64 = ft.folds.iter().map(|f| f.train_seconds).sum::<f64>() + o.surgery.iter().flat_map(|(_, _, r)| r.folds.iter().map(|f| f.train_seconds)).sum::<f64>();
     let probe_s: f64 = o.probes.iter().map(|(_, p)| p.seconds).sum();
-    let _ = writeln!(md, "Wall time of the runs: fine-tuning (all runs, all folds) {:.0} min, probe fitting {:.0} s.\n", wall / 60.0, probe_s);
+    let _ = writeln!(md, "Wall time of the runs: training (all runs, all folds) {:.0} min, probe fitting {:.0} s.\n", wall / 60.0, probe_s);
     let _ = writeln!(md, "The experiment (every setting and seed; unset fields are the paper's):\n\n```toml\n{}```\n", toml::to_string(exp)?);
     let _ = writeln!(md, "Command:\n\n```sh\n{command}\n```");
 
