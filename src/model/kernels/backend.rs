@@ -5,9 +5,9 @@
 //! burn's own operations and their gradients.
 
 use super::conv::{self, Block, Geometry};
+use super::uninit::written;
 use super::{affine, inner_product, lrn, pool, sgd};
 use rayon::prelude::*;
-use std::mem::MaybeUninit;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -295,20 +295,6 @@ fn pair_blocks(g1: &Geometry, g2: &Geometry) -> [Block; 2] {
     assert_eq!((g1.out_height, g1.out_width), (g2.out_height, g2.out_width), "concatenated convolutions must give maps of one size");
     let stride = g1.out_image_len() + g2.out_image_len();
     [Block { stride, offset: 0 }, Block { stride, offset: g1.out_image_len() }]
-}
-
-/// A new blob of `len` values, set by `write` without being zeroed first:
-/// mimalloc clears reused memory for a zeroed allocation, and that was 7–9 %
-/// of a training step (perf) for blobs a kernel then writes in full.
-///
-/// # Safety
-/// `write` must initialise every value of the slice it is given.
-unsafe fn written(len: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut blob = Vec::with_capacity(len);
-    write(&mut blob.spare_capacity_mut()[..len]);
-    // SAFETY: the caller's `write` initialised all `len` values.
-    unsafe { blob.set_len(len) };
-    blob
 }
 
 /// A contiguous f32 copy of a tensor's values (no copy when already so).

@@ -16,6 +16,7 @@
 //! hands the threads to `gemm` instead.
 
 use super::gemm::{matmul, matmul_into, Mat};
+use super::uninit::{as_writable, assume_written};
 use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
@@ -185,9 +186,8 @@ fn gemm_threads(g: &Geometry) -> usize {
 /// Forward: `out` (N × O × OH × OW) from `x`, `weight` (O × C/groups × KH × KW)
 /// and an optional bias, then a ReLU clipped at `relu_max` if given.
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, relu_max: Option<f32>, out: &mut [f32]) {
-    // SAFETY: forward_into writes only initialised values.
-    let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    forward_into(g, x, weight, bias, relu_max, out, g.whole())
+    // SAFETY: forward_into stores only initialised values.
+    forward_into(g, x, weight, bias, relu_max, unsafe { as_writable(out) }, g.whole())
 }
 
 /// [`forward`] into the `block` of each image of a larger `out`, which may
@@ -213,10 +213,9 @@ pub fn forward_into(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]
     };
     if g.depthwise() {
         assert_eq!(block, g.whole(), "a depthwise convolution writes a buffer of its own");
-        out.fill(MaybeUninit::new(0.0));
-        // SAFETY: every value was just written.
-        let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
         super::depthwise::forward(g, x, weight, out);
+        // SAFETY: the depthwise forward writes every value.
+        let out = unsafe { assume_written(out) };
         out.par_chunks_mut(g.out_image_len()).for_each(finish);
         return;
     }
@@ -237,7 +236,7 @@ pub fn forward_into(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]
                 matmul_into(&mut y[group * og * plane..(group + 1) * og * plane], [og, plane, rows], w, b, threads);
             }
             // SAFETY: the groups' products wrote every value of the block.
-            finish(unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) });
+            finish(unsafe { assume_written(y) });
         },
     );
 }

@@ -15,6 +15,8 @@
 //! are unchanged; the weight gradient's row sums use 16 lanes.
 
 use super::conv::Geometry;
+use super::uninit::assume_written;
+use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 /// For kernel column `kj`: the output columns `lo..hi` whose input column is
@@ -59,7 +61,8 @@ impl<'a> Phases<'a> {
         }
         let phase_len = w.div_ceil(s);
         let pitch = s * phase_len;
-        buffer.clear();
+        // Every place a run reads is written below (the rest is never read),
+        // so the buffer is sized once per thread, not cleared per plane.
         buffer.resize(g.height * pitch, 0.0);
         for (row, out) in plane.chunks_exact(w).zip(buffer.chunks_exact_mut(pitch)) {
             for (p, out) in out.chunks_exact_mut(phase_len).enumerate() {
@@ -78,15 +81,18 @@ impl<'a> Phases<'a> {
     }
 }
 
-/// `out` (N × C × OH × OW) from `x` and `weight` (C × 1 × KH × KW), without bias or activation.
-pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], out: &mut [f32]) {
+/// `out` (N × C × OH × OW) from `x` and `weight` (C × 1 × KH × KW), without
+/// bias or activation; `out` may be memory not yet written: every value is.
+pub fn forward(g: &Geometry, x: &[f32], weight: &[f32], out: &mut [MaybeUninit<f32>]) {
     let (plane, in_plane, taps) = (g.out_plane(), g.height * g.width, g.kernel[0] * g.kernel[1]);
     let columns = columns(g);
     out.par_chunks_mut(plane).enumerate().for_each_init(Vec::new, |buffer, (i, y)| {
         let w = &weight[(i % g.channels) * taps..][..taps];
         let input = Phases::of(g, &x[i * in_plane..(i + 1) * in_plane], buffer);
         for (oy, dst) in y.chunks_exact_mut(g.out_width).enumerate() {
-            dst.fill(0.0);
+            dst.fill(MaybeUninit::new(0.0));
+            // SAFETY: just written.
+            let dst = unsafe { assume_written(dst) };
             for ki in 0..g.kernel[0] {
                 let Some(iy) = Geometry::input_at(oy, ki, g.stride[0], g.pad[0], g.dilation[0], g.height) else { continue };
                 for (kj, c) in &columns {

@@ -15,6 +15,7 @@ pub mod inner_product;
 pub mod lrn;
 pub mod pool;
 pub mod sgd;
+mod uninit;
 
 pub use backend::{Kernels, Lrn};
 use burn::backend::Dispatch;
