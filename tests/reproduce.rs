@@ -8,26 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-/// A CSV dataset of the first 10 positive and 10 negative 5-agree images.
-fn tiny_dataset(dir: &Path) -> PathBuf {
-    let root = common::twitter_root();
-    let list = std::fs::read_to_string(root.join("ground_truth/twitter_five_agrees.txt")).unwrap();
-    let (mut pos, mut neg) = (Vec::new(), Vec::new());
-    for line in list.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(name), Some(label)) = (it.next(), it.next()) else { continue };
-        let bucket = if label == "1" { &mut pos } else { &mut neg };
-        if bucket.len() < 10 {
-            bucket.push(format!("{},{label}", root.join("images").join(name).display()));
-        }
-    }
-    let csv = dir.join("tiny.csv");
-    std::fs::write(&csv, format!("path,label\n{}\n{}\n", pos.join("\n"), neg.join("\n"))).unwrap();
-    csv
-}
-
 fn experiment(dir: &Path) -> PathBuf {
-    let csv = tiny_dataset(dir);
+    let csv = common::tiny_twitter_csv(dir);
     let path = dir.join("tiny.toml");
     std::fs::write(
         &path,

@@ -1,6 +1,6 @@
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
-use deepsent::experiment::{runner, Experiment};
+use deepsent::experiment::{jobs, runner, Experiment};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +26,23 @@ pub struct ReproduceArgs {
     /// Memory for probe features held at once, in GiB.
     #[arg(long, default_value_t = 4.0)]
     memory_gib: f64,
+    /// Print the study's independent jobs as JSON lines (id, index, what
+    /// each needs, done, held by) and exit.
+    #[arg(long, conflicts_with_all = ["job", "worker"])]
+    plan: bool,
+    /// Run one job (its id or index from --plan) and whatever it needs that
+    /// no other worker runs, then exit without writing the report.
+    #[arg(long, conflicts_with = "worker")]
+    job: Option<String>,
+    /// Take jobs no other worker holds until every job is done, then exit
+    /// without writing the report (a cluster's workers; the plain command
+    /// assembles the report once they are done).
+    #[arg(long)]
+    worker: bool,
+    /// A job's lease expires this long after its worker's last heartbeat;
+    /// then another worker takes the job over.
+    #[arg(long, default_value_t = deepsent::experiment::jobs::DEFAULT_LEASE.as_secs_f64())]
+    lease_seconds: f64,
 }
 
 pub fn run(a: ReproduceArgs) -> Result<ExitCode> {
@@ -41,7 +58,21 @@ pub fn run(a: ReproduceArgs) -> Result<ExitCode> {
         eval_batch: a.eval_batch,
         probe_memory: (a.memory_gib * (1u64 << 30) as f64) as usize,
         command: command.clone(),
+        lease: std::time::Duration::try_from_secs_f64(a.lease_seconds).ok().filter(|d| !d.is_zero()).context("--lease-seconds must be a positive number of seconds")?,
     };
+    if a.plan || a.job.is_some() || a.worker {
+        let study = runner::Study::open(&exp, &out, &options)?;
+        if a.plan {
+            for line in jobs::plan_lines(&study)? {
+                println!("{line}");
+            }
+        } else {
+            let target = a.job.map_or(jobs::Target::All, jobs::Target::One);
+            jobs::work(&study, &target)?;
+            eprintln!("done: the same command without --job/--worker writes the report once every job of the study is done");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = runner::run(&exp, &out, &options)?;
     deepsent::report::reproduction::write(&outcome, &out, a.eval_batch, &command)?;
     let (_, ft) = &outcome.finetune;

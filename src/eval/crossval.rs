@@ -192,7 +192,45 @@ pub struct Crossval<'a> {
 }
 
 impl Crossval<'_> {
+    /// Runs every fold not yet done in `out` and gathers the results.
     pub fn run(&self, out: &Path) -> Result<CrossvalResults> {
+        let run = self.prepare(out)?;
+        let mut results = Vec::new();
+        for &k in &self.config.folds {
+            results.push(self.run_fold(self.fold(k)?, &run.fold(k))?);
+        }
+        self.gather(&run, results)
+    }
+
+    /// Fold `k` alone (a job of a study run by several workers).
+    pub fn run_one_fold(&self, out: &Path, k: usize) -> Result<FoldResult> {
+        let run = self.prepare(out)?;
+        self.run_fold(self.fold(k)?, &run.fold(k))
+    }
+
+    /// Point `j` (from 1) of fold `k`'s nested search alone.
+    pub fn run_search_point(&self, out: &Path, k: usize, j: usize) -> Result<super::search::PointScore> {
+        let run = self.prepare(out)?;
+        super::search::point(self, self.fold(k)?, self.fold_seed(k), &run.fold(k), j)
+    }
+
+    /// The number of points of the nested search (0: nothing searched).
+    pub fn search_points(&self) -> usize {
+        if self.config.search.is_empty() { 0 } else { super::search::grid(&self.config.search).len() }
+    }
+
+    fn fold(&self, k: usize) -> Result<&crate::data::Fold> {
+        self.dataset.fold(k).with_context(|| format!("{} has no fold {k}", self.dataset.name))
+    }
+
+    /// Fold `k`'s seed: its training, search and held-out slice draw from it.
+    fn fold_seed(&self, k: usize) -> u64 {
+        self.config.recipe.seed.wrapping_add(k as u64)
+    }
+
+    /// Creates the run directory with its config, or checks that the one
+    /// there was started with the same settings.
+    fn prepare(&self, out: &Path) -> Result<RunDir> {
         let run = RunDir::new(out);
         std::fs::create_dir_all(out)?;
         if let Some(mut old) = run.read_config()? {
@@ -208,11 +246,10 @@ impl Crossval<'_> {
         } else {
             crate::atomic_write::write(&run.config(), serde_json::to_string_pretty(&self.config)?)?;
         }
-        let mut results = Vec::new();
-        for &k in &self.config.folds {
-            let fold = self.dataset.fold(k).with_context(|| format!("{} has no fold {k}", self.dataset.name))?;
-            results.push(self.run_fold(fold, &run.fold(k))?);
-        }
+        Ok(run)
+    }
+
+    fn gather(&self, run: &RunDir, results: Vec<FoldResult>) -> Result<CrossvalResults> {
         let c: Vec<f64> = results.iter().map(|r| r.acc_center).collect();
         let o: Vec<f64> = results.iter().map(|r| r.acc_oversample).collect();
         let (mean_center, std_center) = mean_std(&c);
@@ -247,7 +284,7 @@ impl Crossval<'_> {
             return Ok(done);
         }
         let name = format!("fold {}", fold.number);
-        let seed = self.config.recipe.seed.wrapping_add(fold.number as u64);
+        let seed = self.fold_seed(fold.number);
         let pre = &self.backbone.preprocess;
         let images = |idx: &[usize]| idx.iter().map(|&i| &self.cache.images[i]).collect::<Vec<_>>();
         let labels = |idx: &[usize]| idx.iter().map(|&i| self.dataset.items[i].label.index()).collect::<Vec<_>>();

@@ -217,6 +217,11 @@ impl Probe<'_> {
         Ok(FoldFile { settings: self.settings.clone(), fold: fold.number, results, seconds: fitting.elapsed().as_secs_f64() })
     }
 
+    /// Whether fold `fold` is probed in `work` with these settings.
+    pub fn fold_done(&self, work: &Path, fold: usize) -> Result<bool> {
+        Ok(self.load_fold(work, fold)?.is_some())
+    }
+
     fn load_fold(&self, work: &Path, fold: usize) -> Result<Option<FoldFile>> {
         let path = work.join(format!("fold{fold}.json"));
         if !path.exists() {

@@ -136,47 +136,67 @@ impl SearchRecord {
     }
 }
 
-/// Runs the search of `cv.config` for `fold` in `dir` (resumable: each
-/// finished point is kept) and returns the chosen recipe. Reads only
-/// `fold.train`.
-pub fn choose(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir) -> Result<(Recipe, SearchRecord)> {
+/// The fold's training part split for the search: the images the points
+/// train on and the held-out slice that scores them (positions in `fold.train`).
+struct Inner<'a> {
+    fit_x: Vec<&'a image::RgbImage>,
+    fit_y: Vec<usize>,
+    val_x: Vec<&'a image::RgbImage>,
+    val_y: Vec<usize>,
+}
+
+fn inner<'a>(cv: &'a Crossval, fold: &Fold, seed: u64) -> Inner<'a> {
     let labels: Vec<usize> = fold.train.iter().map(|&i| cv.dataset.items[i].label.index()).collect();
     let (fit_pos, val_pos) = holdout(&labels, cv.config.holdout, seed);
     let image = |pos: &[usize]| pos.iter().map(|&p| &cv.cache.images[fold.train[p]]).collect::<Vec<_>>();
     let label = |pos: &[usize]| pos.iter().map(|&p| labels[p]).collect::<Vec<_>>();
-    let (fit_x, fit_y, val_x, val_y) = (image(&fit_pos), label(&fit_pos), image(&val_pos), label(&val_pos));
-    let pre = &cv.backbone.preprocess;
+    Inner { fit_x: image(&fit_pos), fit_y: label(&fit_pos), val_x: image(&val_pos), val_y: label(&val_pos) }
+}
+
+/// Point `j` (from 1) of the fold's search: read back if it was trained,
+/// else trained on the inner part and scored on the held-out slice. Reads
+/// only `fold.train`. A study's workers run the points of a fold as
+/// separate jobs; `choose` then reads them back.
+pub fn point(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir, j: usize) -> Result<PointScore> {
     let points = grid(&cv.config.search);
-    let mut scores = Vec::new();
-    for (j, point) in points.iter().enumerate() {
-        let point_dir = dir.search_point(j + 1);
-        let score_path = dir.search_score(j + 1);
-        if let Ok(text) = std::fs::read_to_string(&score_path) {
-            scores.push(serde_json::from_str(&text).with_context(|| format!("reading {}", score_path.display()))?);
-            continue;
-        }
-        let recipe = apply(&cv.config.recipe, point)?;
-        let name = format!("fold {} search {}/{} {}", fold.number, j + 1, points.len(), describe(point));
-        let val_accuracy = |net: &crate::model::Net| score(&probabilities(net, pre, &val_x, Views::Center, cv.eval_batch), &val_y).accuracy;
-        let t0 = std::time::Instant::now();
-        let trained = cv.fine_tuning(&recipe).train(&name, seed, &fit_x, &fit_y, &point_dir, |net| Some(val_accuracy(net)))?;
-        let p = probabilities(&trained.net, pre, &val_x, Views::Center, cv.eval_batch);
-        let val_loss = p.iter().zip(&val_y).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum::<f64>() / val_y.len().max(1) as f64;
-        let s = PointScore {
-            values: point.clone(),
-            val_accuracy: score(&p, &val_y).accuracy,
-            val_loss,
-            val_accuracy_before: trained.acc_before,
-            val_curve: trained.log.iter().filter_map(|e| e.test_acc).collect(),
-            largest_pretrained_change: super::movement::largest_pretrained(&trained.movement),
-            images_trained: recipe.solver.iterations(fit_x.len()) * recipe.solver.batch,
-            seconds: trained.log.last().map_or(0.0, |l| l.seconds).max(t0.elapsed().as_secs_f64()),
-        };
-        eprintln!("{name}: held-out accuracy {:.3} (before {}), loss {:.4}", s.val_accuracy, s.val_accuracy_before.map_or("-".into(), |a| format!("{a:.3}")), s.val_loss);
-        crate::atomic_write::write(&score_path, serde_json::to_string_pretty(&s)?)?;
-        point_dir.remove_checkpoint();
-        scores.push(s);
+    let values = points.get(j.wrapping_sub(1)).with_context(|| format!("the search has {} points, not {j}", points.len()))?;
+    let score_path = dir.search_score(j);
+    if let Ok(text) = std::fs::read_to_string(&score_path) {
+        return serde_json::from_str(&text).with_context(|| format!("reading {}", score_path.display()));
     }
+    let Inner { fit_x, fit_y, val_x, val_y } = inner(cv, fold, seed);
+    let pre = &cv.backbone.preprocess;
+    let point_dir = dir.search_point(j);
+    let recipe = apply(&cv.config.recipe, values)?;
+    let name = format!("fold {} search {j}/{} {}", fold.number, points.len(), describe(values));
+    let val_accuracy = |net: &crate::model::Net| score(&probabilities(net, pre, &val_x, Views::Center, cv.eval_batch), &val_y).accuracy;
+    let t0 = std::time::Instant::now();
+    let trained = cv.fine_tuning(&recipe).train(&name, seed, &fit_x, &fit_y, &point_dir, |net| Some(val_accuracy(net)))?;
+    let p = probabilities(&trained.net, pre, &val_x, Views::Center, cv.eval_batch);
+    let val_loss = p.iter().zip(&val_y).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum::<f64>() / val_y.len().max(1) as f64;
+    let s = PointScore {
+        values: values.clone(),
+        val_accuracy: score(&p, &val_y).accuracy,
+        val_loss,
+        val_accuracy_before: trained.acc_before,
+        val_curve: trained.log.iter().filter_map(|e| e.test_acc).collect(),
+        largest_pretrained_change: super::movement::largest_pretrained(&trained.movement),
+        images_trained: recipe.solver.iterations(fit_x.len()) * recipe.solver.batch,
+        seconds: trained.log.last().map_or(0.0, |l| l.seconds).max(t0.elapsed().as_secs_f64()),
+    };
+    eprintln!("{name}: held-out accuracy {:.3} (before {}), loss {:.4}", s.val_accuracy, s.val_accuracy_before.map_or("-".into(), |a| format!("{a:.3}")), s.val_loss);
+    crate::atomic_write::write(&score_path, serde_json::to_string_pretty(&s)?)?;
+    point_dir.remove_checkpoint();
+    Ok(s)
+}
+
+/// Runs the search of `cv.config` for `fold` in `dir` (resumable: each
+/// finished point is kept) and returns the chosen recipe. Reads only
+/// `fold.train`.
+pub fn choose(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir) -> Result<(Recipe, SearchRecord)> {
+    let n = grid(&cv.config.search).len();
+    let scores = (1..=n).map(|j| point(cv, fold, seed, dir, j)).collect::<Result<Vec<_>>>()?;
+    let Inner { fit_x, val_x, .. } = inner(cv, fold, seed);
     let chosen = best(&scores);
     let record = SearchRecord {
         grid: cv.config.search.clone(),

@@ -3,6 +3,8 @@
 //! variants (Tables 3–4); `deepsent reproduce` runs it into a report.
 //! Every default is the paper's setting, so `experiments/paper.toml` is short.
 
+pub mod jobs;
+pub mod lease;
 pub mod runner;
 pub mod workbench;
 

@@ -45,3 +45,80 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A CSV dataset of the first 10 positive and 10 negative real 5-agree
+/// Twitter images (`path,label`), written into `dir`.
+pub fn tiny_twitter_csv(dir: &Path) -> PathBuf {
+    let root = twitter_root();
+    let list = std::fs::read_to_string(root.join("ground_truth/twitter_five_agrees.txt")).unwrap();
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    for line in list.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(name), Some(label)) = (it.next(), it.next()) else { continue };
+        let bucket = if label == "1" { &mut pos } else { &mut neg };
+        if bucket.len() < 10 {
+            bucket.push(format!("{},{label}", root.join("images").join(name).display()));
+        }
+    }
+    let csv = dir.join("tiny.csv");
+    std::fs::write(&csv, format!("path,label\n{}\n{}\n", pos.join("\n"), neg.join("\n"))).unwrap();
+    csv
+}
+
+/// A tiny study with every kind of job: Table 1 with a 2-point nested
+/// search on 2 folds, probes of the pretrained and fine-tuned models, one
+/// surgery variant (run with `--quick`: a fraction of an epoch each).
+pub fn tiny_study(dir: &Path) -> PathBuf {
+    let csv = tiny_twitter_csv(dir);
+    let path = dir.join("tiny-study.toml");
+    let text = format!(
+        r#"title = "tiny study"
+backbone = "squeezenet1.0"
+
+[data]
+root = "{}"
+
+[finetune]
+surgery = "lpft"
+head_init = "probe"
+new_lr_mult = 1.0
+epochs = 1
+batch = 8
+micro_batch = 8
+search = ["base_lr=1e-5,1e-4"]
+
+[probes]
+layers = ["fire9/concat", "pool_final"]
+inner_folds = 2
+
+[[surgery]]
+name = "fire9-2"
+
+[quick]
+folds = [1, 2]
+surgery = ["fire9-2"]
+"#,
+        csv.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A report's `results.json` without its timings: what must be the same
+/// however the study was run.
+pub fn report_numbers(report: &Path) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| !k.contains("seconds"));
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let path = report.join("results.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap();
+    strip(&mut v);
+    v
+}
