@@ -51,7 +51,7 @@ fn a_large_enough_rate_moves_the_weights_and_the_loss_a_tiny_one_does_not() {
             ..Default::default()
         };
         let recipe = Recipe { solver, ..Recipe::default() };
-        FineTuning { backbone: &model, ops: &ops, recipe: &recipe, eval_batch: 8 }.train("t", 0, &images, &labels, &TrainDir::new(dir), |_| None).unwrap()
+        FineTuning { backbone: &model, ops: &ops, recipe: &recipe, eval_batch: 8, device: &deepsent::model::device::cpu() }.train("t", 0, &images, &labels, &TrainDir::new(dir), |_| None).unwrap()
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let moved = train(2e-3, a.path());
@@ -138,7 +138,7 @@ fn the_search_never_reads_the_outer_test_part() {
     let dir = tempfile::tempdir().unwrap();
     // Every test image poisoned: the search succeeds.
     let (dataset, cache) = tiny_dataset(|i| i >= 30);
-    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8 };
+    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8, device: &deepsent::model::device::cpu() };
     let (chosen, record) = search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(dir.path()).fold(1)).unwrap();
     assert_eq!(record.points.len(), 4);
     assert_eq!((record.inner_train, record.inner_val), (24, 6));
@@ -146,7 +146,7 @@ fn the_search_never_reads_the_outer_test_part() {
     assert!(record.points.iter().all(|p| p.images_trained == 2 * 24 && p.val_accuracy_before.is_some()));
     // The poison works: one poisoned training image stops the search.
     let (dataset, cache) = tiny_dataset(|i| i == 3 || i >= 30);
-    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8 };
+    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8, device: &deepsent::model::device::cpu() };
     let other = tempfile::tempdir().unwrap();
     let touched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(other.path()).fold(1))));
     assert!(touched.is_err() || touched.unwrap().is_err(), "a poisoned training image went unnoticed");
@@ -158,7 +158,7 @@ fn a_searched_crossval_records_the_grid_the_choice_the_pairs_and_the_movement() 
     let ops = parse_ops("replace:fc:2").unwrap();
     let (dataset, cache) = tiny_dataset(|_| false);
     let dir = tempfile::tempdir().unwrap();
-    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8 };
+    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8, device: &deepsent::model::device::cpu() };
     let r = cv.run(dir.path()).unwrap();
     let f = &r.folds[0];
     let record = f.search.as_ref().expect("a search record");

@@ -16,6 +16,8 @@ pub enum BenchMode {
 /// Images per second on random weights (compare with ../shared/bench/torch_caffenet_bench.py).
 #[derive(Args)]
 pub struct BenchArgs {
+    #[command(flatten)]
+    device: super::model_args::DeviceArg,
     #[arg(long, default_value = "caffenet")]
     arch: Arch,
     #[arg(long, value_enum, default_value_t = BenchMode::Infer)]
@@ -45,7 +47,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         spec = Patient::structure(spec)?.operate(&resolve(&name, &a.surgery)?, 0)?.spec;
     }
     if a.profile {
-        let p = deepsent::train::profile::run(&name, spec, a.batch, a.iters.max(1))?;
+        let p = deepsent::train::profile::run(&name, spec, a.batch, a.iters.max(1), &a.device.device()?)?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&p)?);
         } else {
@@ -53,7 +55,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let r = bench::run(&name, spec, matches!(a.mode, BenchMode::Train), a.batch, a.iters.max(1))?;
+    let r = bench::run(&name, spec, matches!(a.mode, BenchMode::Train), a.batch, a.iters.max(1), &a.device.device()?)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -20,6 +20,8 @@ pub enum ResizeArg {
 #[derive(Args)]
 pub struct ClassifyArgs {
     #[command(flatten)]
+    device: super::model_args::DeviceArg,
+    #[command(flatten)]
     model: ModelArgs,
     /// Class names, one a line (a leading "background" line is skipped)
     /// [default: imagenet_labels_1001.txt in the models directory, for 1,000 outputs]
@@ -42,7 +44,7 @@ pub fn run(a: ClassifyArgs) -> Result<ExitCode> {
     if let ResizeArg::Direct = a.resize {
         model.preprocess.resize = Resize::Direct;
     }
-    let net = Net::new(model.spec, &model.weights, &burn::prelude::Device::flex())?;
+    let net = Net::new(model.spec, &model.weights, &a.device.device()?)?;
     let out_blob = net.spec.output_blob().to_string();
     let outputs = net.spec.infer_shapes()?.blobs[&out_blob][0];
     let names = match &a.labels {

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 #[derive(Args)]
 pub struct CrossvalArgs {
     #[command(flatten)]
+    device: super::model_args::DeviceArg,
+    #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
@@ -40,7 +42,7 @@ pub struct CrossvalArgs {
 
 pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
     let (recipe, ops) = a.recipe.overrides().recipe(&a.model.arch.name()).map_err(anyhow::Error::msg)?.resolved(&a.model.arch.name())?;
-    let bench = Workbench::prepare(a.model.arch.clone(), a.model.weights_path()?, &a.data.request()?)?;
+    let bench = Workbench::prepare(a.model.arch.clone(), a.model.weights_path()?, &a.data.request()?, a.device.device()?)?;
     let folds = if a.fold.is_empty() { bench.all_folds() } else { a.fold.clone() };
     let config = bench.crossval_config(recipe, folds, a.search.clone(), a.holdout);
     if !(0.0..1.0).contains(&config.holdout) || config.holdout == 0.0 {

@@ -14,6 +14,8 @@ use std::process::ExitCode;
 /// score and calibration error, each with a bootstrap 95 % interval.
 #[derive(Args)]
 pub struct EvaluateArgs {
+    #[command(flatten)]
+    device: super::model_args::DeviceArg,
     /// A model saved by `finetune` or `crossval` (.safetensors).
     #[arg(long)]
     model: PathBuf,
@@ -62,7 +64,7 @@ pub struct EvaluateArgs {
 pub fn run(a: EvaluateArgs) -> Result<ExitCode> {
     let mut model = SavedModel::load(&a.model)?;
     let dataset = load(a.root.clone(), a.subset, a.exclude)?;
-    let net = Net::new(model.spec.clone(), &model.weights, &burn::prelude::Device::flex())?;
+    let net = Net::new(model.spec.clone(), &model.weights, &a.device.device()?)?;
     deepsent::serve::predict::check_finite(&net, &model.preprocess)?;
     let raw = score_items(&net, &model.preprocess, &dataset.items, a.oversample, a.batch)?;
     let fitting = a.calibrate.is_some() || a.prior.is_some();

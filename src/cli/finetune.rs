@@ -13,6 +13,8 @@ use std::process::ExitCode;
 #[derive(Args)]
 pub struct FinetuneArgs {
     #[command(flatten)]
+    device: super::model_args::DeviceArg,
+    #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
@@ -37,7 +39,7 @@ pub struct FinetuneArgs {
 
 pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
     let (recipe, ops) = a.recipe.overrides().recipe(&a.model.arch.name()).map_err(anyhow::Error::msg)?.resolved(&a.model.arch.name())?;
-    let bench = Workbench::prepare(a.model.arch.clone(), a.model.weights_path()?, &a.data.request()?)?;
+    let bench = Workbench::prepare(a.model.arch.clone(), a.model.weights_path()?, &a.data.request()?, a.device.device()?)?;
     let (backbone, dataset, cache) = (&bench.backbone, &bench.dataset, &bench.cache);
     let (chosen, seed, part): (Vec<usize>, u64, String) = match a.fold {
         Some(k) => {
@@ -49,7 +51,7 @@ pub fn run(a: FinetuneArgs) -> Result<ExitCode> {
     let images: Vec<&image::RgbImage> = chosen.iter().map(|&i| &cache.images[i]).collect();
     let labels: Vec<usize> = chosen.iter().map(|&i| dataset.items[i].label.index()).collect();
     let run_dir = deepsent::train::TrainDir::new(a.out.with_extension("run"));
-    let trained = FineTuning { backbone, ops: &ops, recipe: &recipe, eval_batch: a.eval_batch }.train("finetune", seed, &images, &labels, &run_dir, |_| None)?;
+    let trained = FineTuning { backbone, ops: &ops, recipe: &recipe, eval_batch: a.eval_batch, device: &bench.device }.train("finetune", seed, &images, &labels, &run_dir, |_| None)?;
     let cv_accuracy = match &a.cv {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;

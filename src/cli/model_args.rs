@@ -2,6 +2,7 @@ use anyhow::Result;
 use clap::Args;
 use deepsent::locate;
 use deepsent::model::saved::SavedModel;
+use deepsent::model::device::DeviceChoice;
 use deepsent::model::{load, Arch};
 use std::path::PathBuf;
 
@@ -35,5 +36,24 @@ impl ModelArgs {
     pub fn load(&self) -> Result<(SavedModel, PathBuf)> {
         let path = self.weights_path()?;
         Ok((load::load_model(Some(&self.arch), &path)?, path))
+    }
+}
+
+/// Where the networks run: shared by every command that runs one.
+#[derive(Args, Clone, Debug)]
+pub struct DeviceArg {
+    /// cpu, cuda, cuda:N or wgpu (the GPU ones in builds with `--features
+    /// cuda` or `wgpu`) [default: $DEEPSENT_DEVICE, else cpu]
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+impl DeviceArg {
+    pub fn choice(&self) -> Result<DeviceChoice> {
+        DeviceChoice::resolve(self.device.as_deref()).map_err(anyhow::Error::msg)
+    }
+
+    pub fn device(&self) -> Result<burn::prelude::Device> {
+        self.choice()?.device().map_err(anyhow::Error::msg)
     }
 }

@@ -20,6 +20,8 @@ enum Format {
 /// Sentiment of images with a fine-tuned model.
 #[derive(Args)]
 pub struct PredictArgs {
+    #[command(flatten)]
+    device: super::model_args::DeviceArg,
     /// A model saved by `finetune` or `crossval` (.safetensors).
     #[arg(long)]
     model: PathBuf,
@@ -51,7 +53,7 @@ struct Row {
 }
 
 pub fn run(a: PredictArgs) -> Result<ExitCode> {
-    let predictor = Predictor::new(SavedModel::load(&a.model)?)?;
+    let predictor = Predictor::new(SavedModel::load(&a.model)?, &a.device.device()?)?;
     let files = collect(&a.paths)?;
     let bar = deepsent::progress::bar_or_lines(files.len() as u64, "predicting");
     let mut rows: Vec<Row> = Vec::with_capacity(files.len());

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 /// Linear probes on every layer of a cross-validation run's models.
 #[derive(Args)]
 pub struct ProbeArgs {
+    #[command(flatten)]
+    device: super::model_args::DeviceArg,
     /// A `crossval` run directory (its config names backbone, weights and folds).
     #[arg(long)]
     run: PathBuf,
@@ -67,7 +69,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         None => deepsent::locate::models_dir(a.models.as_deref()).ok().and_then(|m| arch.default_weights(&m)),
     };
     let weights = deepsent::model::weights_id::find(&config.weights, candidate).map_err(|e| anyhow::anyhow!("{e}: pass the run's weights with --weights"))?;
-    let bench = Workbench::prepare(arch, weights, &a.data.request()?)?;
+    let bench = Workbench::prepare(arch, weights, &a.data.request()?, a.device.device()?)?;
     if bench.described != config.dataset {
         bail!("{} was run on {}, not {}: pass the same data flags (--root, --subset, --folds)", a.run.display(), config.dataset, bench.described);
     }
@@ -89,6 +91,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         batch: a.batch,
         memory_bytes: (a.memory_gib * (1u64 << 30) as f64) as usize,
         export: a.export_features.clone(),
+        device: &bench.device,
     };
     let command = super::command_line();
     let report = probe_run(&probe, &a.run, &config, &bench.backbone, a.pretrained)?;

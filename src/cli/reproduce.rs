@@ -7,6 +7,8 @@ use std::process::ExitCode;
 /// Run an experiment file: every table of the paper into one report.
 #[derive(Args)]
 pub struct ReproduceArgs {
+    #[command(flatten)]
+    device: super::model_args::DeviceArg,
     /// The experiment (TOML), e.g. experiments/squeezenet.toml.
     experiment: PathBuf,
     /// Report directory [default: reports/<experiment name>, with -quick for --quick].
@@ -58,6 +60,7 @@ pub fn run(a: ReproduceArgs) -> Result<ExitCode> {
         eval_batch: a.eval_batch,
         probe_memory: (a.memory_gib * (1u64 << 30) as f64) as usize,
         command: command.clone(),
+        device: a.device.choice()?,
         lease: std::time::Duration::try_from_secs_f64(a.lease_seconds).ok().filter(|d| !d.is_zero()).context("--lease-seconds must be a positive number of seconds")?,
     };
     if a.plan || a.job.is_some() || a.worker {

@@ -11,6 +11,8 @@ use std::time::Duration;
 /// Serve a fine-tuned model over HTTP (see `src/serve/http.rs` for the API).
 #[derive(Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    device: super::model_args::DeviceArg,
     /// A model saved by `finetune` or `crossval` (.safetensors).
     #[arg(long)]
     model: PathBuf,
@@ -54,7 +56,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(a: ServeArgs) -> Result<ExitCode> {
-    let predictor = Predictor::new(SavedModel::load(&a.model)?)?;
+    let predictor = Predictor::new(SavedModel::load(&a.model)?, &a.device.device()?)?;
     let seconds = |s: f64, flag: &str| Duration::try_from_secs_f64(s).with_context(|| format!("--{flag} {s}: give a number of seconds ≥ 0"));
     let limits = Limits {
         max_body: a.max_body_mb << 20,

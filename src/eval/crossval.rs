@@ -189,6 +189,7 @@ pub struct Crossval<'a> {
     pub cache: &'a ImageCache,
     pub config: CrossvalConfig,
     pub eval_batch: usize,
+    pub device: &'a burn::prelude::Device,
 }
 
 impl Crossval<'_> {
@@ -276,7 +277,7 @@ impl Crossval<'_> {
 
     /// Fine-tuning with `recipe` (the run's, or a point of its search).
     pub fn fine_tuning<'b>(&'b self, recipe: &'b Recipe) -> FineTuning<'b> {
-        FineTuning { backbone: self.backbone, ops: self.ops, recipe, eval_batch: self.eval_batch }
+        FineTuning { backbone: self.backbone, ops: self.ops, recipe, eval_batch: self.eval_batch, device: self.device }
     }
 
     fn run_fold(&self, fold: &crate::data::Fold, dir: &FoldDir) -> Result<FoldResult> {

@@ -184,7 +184,7 @@ mod tests {
         let mut blocks = Blocks::new(n, d);
         blocks.put_rows(0, &values[..2 * d]);
         blocks.put_rows(2, &values[2 * d..]);
-        let gram = blocks.into_gram(&burn::prelude::Device::flex());
+        let gram = blocks.into_gram(&crate::model::device::cpu());
         for i in 0..n {
             for j in 0..n {
                 let direct: f64 = (0..d).map(|k| values[i * d + k] as f64 * values[j * d + k] as f64).sum();

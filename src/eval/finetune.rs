@@ -23,6 +23,8 @@ pub struct FineTuning<'a> {
     pub ops: &'a [Op],
     pub recipe: &'a Recipe,
     pub eval_batch: usize,
+    /// Where the network trains (`model::device`).
+    pub device: &'a Device,
 }
 
 pub struct Trained {
@@ -42,7 +44,7 @@ impl FineTuning<'_> {
     /// called before training and after each epoch.
     pub fn train(&self, name: &str, seed: u64, images: &[&RgbImage], labels: &[usize], dir: &TrainDir, mut evaluate: impl FnMut(&Net) -> Option<f64>) -> Result<Trained> {
         let patient = Patient { new_lr_mult: self.recipe.new_lr_mult, ..Patient::new(self.backbone.spec.clone(), self.backbone.weights.clone()) }.operate(self.ops, seed)?;
-        let mut net = Net::new(patient.spec, &patient.weights, &Device::flex())?;
+        let mut net = Net::new(patient.spec, &patient.weights, self.device)?;
         let pre = &self.backbone.preprocess;
         let resuming = dir.is_resuming();
         let probe_path = dir.probe_init();

@@ -52,7 +52,7 @@ pub fn read(path: &Path) -> Result<Vec<Prediction>> {
 
 /// The predictions of every fold of a finished run, computing (from the
 /// fold's saved model) those of runs made before predictions were kept.
-pub fn of_run(run: &Path, folds: &[usize], dataset: &Dataset, cache: &ImageCache, batch: usize) -> Result<Vec<Prediction>> {
+pub fn of_run(run: &Path, folds: &[usize], dataset: &Dataset, cache: &ImageCache, batch: usize, device: &burn::prelude::Device) -> Result<Vec<Prediction>> {
     let mut all = Vec::new();
     for &k in folds {
         let dir = super::run_dir::RunDir::new(run).fold(k);
@@ -60,7 +60,7 @@ pub fn of_run(run: &Path, folds: &[usize], dataset: &Dataset, cache: &ImageCache
         if !path.exists() {
             let fold = dataset.fold(k).with_context(|| format!("{} has no fold {k}", dataset.name))?;
             let model = SavedModel::load(&dir.model())?;
-            let net = Net::new(model.spec.clone(), &model.weights, &burn::prelude::Device::flex())?;
+            let net = Net::new(model.spec.clone(), &model.weights, device)?;
             let images: Vec<_> = fold.test.iter().map(|&i| &cache.images[i]).collect();
             let center = probabilities(&net, &model.preprocess, &images, Views::Center, batch);
             let oversample = probabilities(&net, &model.preprocess, &images, Views::TenCrop, batch);

@@ -101,6 +101,8 @@ pub struct Probe<'a> {
     pub memory_bytes: usize,
     /// Write features as .npy under this directory (per fold for fine-tuned models).
     pub export: Option<PathBuf>,
+    /// Where the networks run (`model::device`).
+    pub device: &'a Device,
 }
 
 impl Probe<'_> {
@@ -126,7 +128,7 @@ impl Probe<'_> {
                 let mut images: Vec<usize> = pending.iter().flat_map(|f| f.train.iter().chain(&f.test).copied()).collect();
                 images.sort_unstable();
                 images.dedup();
-                let net = Net::new(model.spec.clone(), &model.weights, &Device::flex())?;
+                let net = Net::new(model.spec.clone(), &model.weights, self.device)?;
                 let grams = self.grams(&net, model, &images, self.export.as_deref())?;
                 for f in pending {
                     let file = self.probe_fold(f, &images, &grams)?;
@@ -138,7 +140,7 @@ impl Probe<'_> {
                 for f in pending {
                     let path = super::run_dir::RunDir::new(*run).fold(f.number).model();
                     let model = SavedModel::load(&path).with_context(|| format!("fold {}: no fine-tuned model (run crossval first)", f.number))?;
-                    let net = Net::new(model.spec.clone(), &model.weights, &Device::flex())?;
+                    let net = Net::new(model.spec.clone(), &model.weights, self.device)?;
                     let images: Vec<usize> = f.train.iter().chain(&f.test).copied().collect();
                     let export = self.export.as_ref().map(|d| d.join(format!("fold{}", f.number)));
                     let grams = self.grams(&net, &model, &images, export.as_deref())?;

@@ -61,7 +61,6 @@ mod tests {
     use super::*;
     use crate::model::caffe::prototxt;
     use crate::model::init::random_weights;
-    use burn::prelude::Device;
 
     #[test]
     fn ten_crop_scores_do_not_depend_on_the_batch() {
@@ -74,7 +73,7 @@ layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }"#,
             "tiny",
         )
         .unwrap();
-        let net = Net::new(spec.clone(), &random_weights(&spec, 5), &Device::flex()).unwrap();
+        let net = Net::new(spec.clone(), &random_weights(&spec, 5), &crate::model::device::cpu()).unwrap();
         let pre = Preprocess::caffe(8);
         let stored: Vec<RgbImage> = (0..3u8).map(|i| RgbImage::from_fn(pre.stored_size() as u32, pre.stored_size() as u32, |x, y| image::Rgb([x as u8 * 9 + i, y as u8 * 7, 200 - i * 40]))).collect();
         let images: Vec<&RgbImage> = stored.iter().collect();

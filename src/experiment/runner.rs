@@ -29,6 +29,8 @@ pub struct Options {
     pub command: String,
     /// How long a job's lease lives without a heartbeat (see `super::lease`).
     pub lease: std::time::Duration,
+    /// Where the networks run.
+    pub device: crate::model::device::DeviceChoice,
 }
 
 /// Everything a report is made from.
@@ -38,6 +40,7 @@ pub struct Outcome {
     pub dataset: Dataset,
     /// The decoded images (for predictions of runs made before they were kept).
     pub cache: ImageCache,
+    pub device: burn::prelude::Device,
     pub finetune: (PathBuf, CrossvalResults),
     pub probes: Vec<(PathBuf, ProbeReport)>,
     pub surgery: Vec<(String, PathBuf, CrossvalResults)>,
@@ -133,7 +136,7 @@ impl Study {
             }
         };
         let req = DataRequest { root: data_root_or_fetch(exp.data.root.as_deref())?, subset: exp.data.subset, folds: exp.data.fold_source() };
-        let bench = Workbench::prepare(arch, weights, &req)?;
+        let bench = Workbench::prepare(arch, weights, &req, options.device.device().map_err(anyhow::Error::msg)?)?;
         let folds: Vec<usize> = if options.quick { exp.quick.folds.clone() } else { bench.all_folds() };
         let backbone = bench.arch.name();
         let mut runs = Vec::new();
@@ -158,7 +161,7 @@ impl Study {
 
     /// A probe of these folds with the experiment's settings.
     pub fn probe(&self, folds: Vec<usize>) -> Probe<'_> {
-        Probe { dataset: &self.bench.dataset, cache: &self.bench.cache, folds, settings: self.probe_settings.clone(), batch: self.options.eval_batch, memory_bytes: self.options.probe_memory, export: None }
+        Probe { dataset: &self.bench.dataset, cache: &self.bench.cache, folds, settings: self.probe_settings.clone(), batch: self.options.eval_batch, memory_bytes: self.options.probe_memory, export: None, device: &self.bench.device }
     }
 
     /// Which probes the experiment asks for: (pretrained?) in report order.
@@ -188,6 +191,7 @@ impl Study {
             quick: options.quick,
             dataset: bench.dataset,
             cache: bench.cache,
+            device: bench.device,
             finetune,
             probes,
             surgery,

@@ -25,17 +25,19 @@ pub struct Workbench {
     /// The dataset as run configs name it: its name and root.
     pub described: String,
     pub cache: ImageCache,
+    /// Where every network of the command runs (`model::device`).
+    pub device: burn::prelude::Device,
 }
 
 impl Workbench {
-    pub fn prepare(arch: Arch, weights: PathBuf, request: &DataRequest) -> Result<Workbench> {
+    pub fn prepare(arch: Arch, weights: PathBuf, request: &DataRequest, device: burn::prelude::Device) -> Result<Workbench> {
         let backbone = load::load_model(Some(&arch), &weights)?;
         let weights_id = weights_id(&weights).with_context(|| format!("reading {}", weights.display()))?;
         let dataset = crate::data::load(request).into_result()?;
         let paths: Vec<PathBuf> = dataset.items.iter().map(|i| i.path.clone()).collect();
         let cache = ImageCache::build(&paths, &backbone.preprocess, DEFAULT_MAX_PIXELS)?;
         let described = crate::data::describe(&dataset, request);
-        Ok(Workbench { arch, weights, weights_id, backbone, dataset, described, cache })
+        Ok(Workbench { arch, weights, weights_id, backbone, dataset, described, cache, device })
     }
 
     /// The numbers of every fold of the dataset.
@@ -49,6 +51,6 @@ impl Workbench {
     }
 
     pub fn crossval<'a>(&'a self, ops: &'a [Op], config: CrossvalConfig, eval_batch: usize) -> Crossval<'a> {
-        Crossval { backbone: &self.backbone, ops, dataset: &self.dataset, cache: &self.cache, config, eval_batch }
+        Crossval { backbone: &self.backbone, ops, dataset: &self.dataset, cache: &self.cache, config, eval_batch, device: &self.device }
     }
 }

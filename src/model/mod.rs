@@ -5,6 +5,7 @@ pub mod caffe;
 pub mod calibration;
 pub mod kernels;
 pub mod deep_compression;
+pub mod device;
 pub mod fetch;
 pub mod init;
 pub mod load;

@@ -66,6 +66,9 @@ pub struct Net {
     /// For a step that is two convolutions of one input and their
     /// concatenation (a Fire module's expand layers): the second convolution.
     pair_second: Vec<Option<usize>>,
+    /// Whether deepsent's CPU kernels run the layers, else burn's own
+    /// operations ([`super::kernels::run_on`]).
+    own_kernels: bool,
     device: Device,
 }
 
@@ -104,18 +107,19 @@ impl Net {
                 last_read.insert(b.clone(), i);
             }
         }
+        let own_kernels = super::kernels::run_on(device);
         let mut step_len = vec![1; spec.layers.len()];
         let mut pair_second = vec![None; spec.layers.len()];
         let mut i = 0;
         while i < spec.layers.len() {
-            let pair = (!burn_kernels()).then(|| convolution_pair(&spec, i)).flatten();
+            let pair = own_kernels.then(|| convolution_pair(&spec, i)).flatten();
             let len = pair.map_or_else(|| fused_len(&spec, i), |(_, len)| len);
             pair_second[i] = pair.map(|(second, _)| second);
             step_len[i] = len;
             step_len[i + 1..i + len].fill(0);
             i += len;
         }
-        Ok(Net { spec, params, param_shapes, last_read, step_len, pair_second, device: device.clone() })
+        Ok(Net { spec, params, param_shapes, last_read, step_len, pair_second, own_kernels, device: device.clone() })
     }
 
     /// Whether layer `index` runs inside the step of a layer before it.
@@ -262,7 +266,7 @@ impl Net {
         match &layer.kind {
             LayerKind::Convolution { .. } => {
                 let (w, b, options) = self.convolution_operands(index, all_params);
-                if burn_kernels() {
+                if !self.own_kernels {
                     clipped_relu(conv2d(x, w, b, options), relu_max)
                 } else {
                     super::kernels::conv2d(x, w, b, options, relu_max)
@@ -272,7 +276,7 @@ impl Net {
                 let [n, c, h, w] = x.dims();
                 let weight = params[0].clone().reshape([*num_output, c * h * w]);
                 let x = x.reshape([n, c * h * w]);
-                let y = if burn_kernels() {
+                let y = if !self.own_kernels {
                     let y = x.matmul(weight.transpose());
                     match params.get(1) {
                         Some(b) => y + b.clone().reshape([1, *num_output]),
@@ -298,7 +302,7 @@ impl Net {
                     };
                 }
                 match method {
-                    PoolMethod::Max if burn_kernels() => max_pool2d(
+                    PoolMethod::Max if !self.own_kernels => max_pool2d(
                         x,
                         MaxPoolOptions::new(*kernel).with_stride(*stride).with_padding(*pad).with_ceil_mode(*ceil),
                     ),
@@ -317,7 +321,7 @@ impl Net {
             }
             LayerKind::Lrn { local_size, alpha, beta, k } => {
                 let params = super::kernels::Lrn { size: *local_size, alpha: *alpha, beta: *beta, k: *k };
-                if burn_kernels() {
+                if !self.own_kernels {
                     lrn_in_burn(x, params)
                 } else {
                     super::kernels::lrn(x, params)
@@ -359,7 +363,7 @@ impl Net {
                     _ => None,
                 };
                 let (a, b) = self.channel_affine(index, all_params, batch);
-                if burn_kernels() {
+                if !self.own_kernels {
                     clipped_relu(x * per_channel(&a) + per_channel(&b), relu_max)
                 } else {
                     super::kernels::channel_affine(x, a, b, relu_max)
@@ -550,13 +554,6 @@ fn lrn_in_burn(x: Tensor<4>, p: super::kernels::Lrn) -> Tensor<4> {
     x / scale.powf_scalar(p.beta)
 }
 
-/// `DEEPSENT_KERNELS=burn` runs convolution, inner products, LRN and max pooling on burn's own
-/// kernels instead of deepsent's (`src/model/kernels`): to compare them
-/// (`deepsent bench`), or to rule the kernels out when something looks wrong.
-fn burn_kernels() -> bool {
-    static BURN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *BURN.get_or_init(|| std::env::var("DEEPSENT_KERNELS").is_ok_and(|v| v == "burn"))
-}
 
 /// Softmax probabilities of an N × K × 1 × 1 output, as rows.
 pub fn rows(t: Tensor<4>) -> Vec<Vec<f32>> {

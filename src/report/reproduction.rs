@@ -43,7 +43,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     std::fs::create_dir_all(&plots)?;
     let predictions_of = |run: &Path, folds: &[usize]| -> Result<Vec<Prediction>> {
         // Predictions are in each fold's directory; only old runs lack them.
-        predictions::of_run(run, folds, &o.dataset, &o.cache, eval_batch)
+        predictions::of_run(run, folds, &o.dataset, &o.cache, eval_batch, &o.device)
     };
     let (ft_dir, ft) = &o.finetune;
     // Each run's own files, beside its results.json.

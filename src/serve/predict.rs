@@ -32,14 +32,14 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    pub fn new(model: SavedModel) -> Result<Predictor> {
+    pub fn new(model: SavedModel, device: &burn::prelude::Device) -> Result<Predictor> {
         let logits = model.spec.logits_blob().to_string();
         let classes = model.spec.infer_shapes()?.blobs[&logits][0];
         if classes < 2 {
             bail!("the model has {classes} output(s); a sentiment model needs outputs 0 (negative) and 1 (positive)");
         }
         let spec_name = model.spec.name.clone();
-        let net = Net::new(model.spec, &model.weights, &burn::prelude::Device::flex())?;
+        let net = Net::new(model.spec, &model.weights, device)?;
         check_finite(&net, &model.preprocess)?;
         Ok(Predictor { net, preprocess: model.preprocess, card: model.card, spec_name })
     }

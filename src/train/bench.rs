@@ -25,9 +25,9 @@ pub struct BenchResult {
     pub threads: usize,
 }
 
-pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usize) -> anyhow::Result<BenchResult> {
+pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usize, device: &Device) -> anyhow::Result<BenchResult> {
     let weights = torch_like_weights(&spec, 0);
-    let mut net = Net::new(spec, &weights, &Device::flex())?;
+    let mut net = Net::new(spec, &weights, device)?;
     let i = net.spec.input.clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let x: Vec<f32> = (0..batch * i.channels * i.height * i.width).map(|_| rng.gen_range(-100.0..100.0)).collect();

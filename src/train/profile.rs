@@ -66,9 +66,9 @@ fn layer_gflop(kind: &LayerKind, input: &[usize], output: &[usize], n: usize) ->
     per_image * n as f64 / 1e9
 }
 
-pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize) -> anyhow::Result<Profile> {
+pub fn run(arch: &str, spec: NetSpec, batch: usize, iterations: usize, device: &Device) -> anyhow::Result<Profile> {
     let weights = torch_like_weights(&spec, 0);
-    let net = Net::new(spec, &weights, &Device::flex())?;
+    let net = Net::new(spec, &weights, device)?;
     let shapes = net.spec.infer_shapes()?;
     let i = net.spec.input.clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -223,7 +223,7 @@ layer { name: "e3_relu" type: "ReLU" bottom: "e3" top: "e3" }
 layer { name: "fire" type: "Concat" bottom: "e1" bottom: "e3" top: "fire" }
 layer { name: "pool" type: "Pooling" bottom: "fire" top: "pool" pooling_param { pool: AVE global_pooling: true } }"#;
         let spec = crate::model::caffe::prototxt::parse(text, "fire").unwrap();
-        let p = run("fire", spec, 2, 1).unwrap();
+        let p = run("fire", spec, 2, 1, &crate::model::device::cpu()).unwrap();
         let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["sq + sq_relu", "e1 + e1_relu + e3 + e3_relu + fire", "pool"]);
         // e1: 2·(4·36)·2 per image, e3: 2·(4·36)·(2·9), batch 2.

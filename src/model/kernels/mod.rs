@@ -22,6 +22,18 @@ use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 
+/// Whether these kernels run on tensors of `device`. They are CPU kernels
+/// registered for burn's flex backend (and autodiff over it); on another
+/// device (a GPU) the network runs burn's own operations instead, and so it
+/// does on the CPU with `DEEPSENT_KERNELS=burn`: to compare the two
+/// (`deepsent bench`, tests/device.rs), or to rule the kernels out when
+/// something looks wrong.
+pub fn run_on(device: &Device) -> bool {
+    static BURN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let burn = *BURN.get_or_init(|| std::env::var("DEEPSENT_KERNELS").is_ok_and(|v| v == "burn"));
+    !burn && *device == Device::flex()
+}
+
 /// `conv2d(x, weight, bias)` with burn's shapes: x N × C × H × W, weight
 /// O × C/groups × KH × KW, bias O (zeros when `None`); then, with `relu_max`,
 /// a ReLU clipped at that value (∞ for a plain ReLU), fused into the
@@ -67,6 +79,16 @@ pub fn lrn(x: Tensor<4>, params: Lrn) -> Tensor<4> {
 /// One SGD update of `w` and its momentum history `h` from the gradient `g`
 /// (see [`sgd`]), in place where neither is shared.
 pub fn sgd_step(w: Tensor<1>, h: Tensor<1>, g: &Tensor<1>, anchor: Option<&Tensor<1>>, update: sgd::Update) -> (Tensor<1>, Tensor<1>) {
+    if !run_on(&w.device()) {
+        // The same update as tensor operations, in the kernel's order.
+        let diff = match (update.decay != 0.0, anchor) {
+            (false, _) => g.clone(),
+            (true, Some(a)) => g.clone() + (w.clone() - a.clone()).mul_scalar(update.decay),
+            (true, None) => g.clone() + w.clone().mul_scalar(update.decay),
+        };
+        let h = h.mul_scalar(update.momentum) + diff.mul_scalar(update.rate);
+        return (w - h.clone(), h);
+    }
     let (w, h, g) = (w.into_dispatch(), h.into_dispatch(), g.clone().into_dispatch());
     let (w, h) = match anchor {
         None => <Dispatch as Kernels>::deepsent_sgd_step(w, h, g, update),
