@@ -191,6 +191,70 @@ fn server_answers_good_and_bad_requests_and_keeps_serving() {
     assert_eq!(again["results"][0]["positive"], r["positive"]);
 }
 
+/// (status, headers of interest, body) of a POST to /v1/explain with `query`.
+fn explain(server: &Server, query: &str, content_type: &str, body: &[u8]) -> (u16, Option<String>, String, Vec<u8>) {
+    let r = ureq::post(&format!("{}/v1/explain?{query}", server.base)).set("Content-Type", content_type).send_bytes(body);
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let (status, positive, kind) = (resp.status(), resp.header("x-positive").map(str::to_string), resp.content_type().to_string());
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).unwrap();
+    (status, positive, kind, bytes)
+}
+
+#[test]
+fn explain_answers_an_overlay_or_the_map_and_refuses_what_predict_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&sentiment_model(dir.path()));
+    let owl = photo("owl.jpg");
+    let (_, predicted) = server.post("image/jpeg", &owl);
+    let p = predicted["results"][0]["positive"].as_f64().unwrap();
+
+    // The overlay: a PNG of the photo's size plus its caption strip, the score in a header.
+    let (status, positive, kind, png) = explain(&server, "name=owl.jpg", "image/jpeg", &owl);
+    assert_eq!((status, kind.as_str()), (200, "image/png"), "{}", String::from_utf8_lossy(&png));
+    let overlay = image::load_from_memory(&png).unwrap();
+    let original = image::load_from_memory(&owl).unwrap();
+    assert_eq!(overlay.width(), original.width().min(1024));
+    assert!(overlay.height() > original.height().min(1024) * overlay.width() / original.width().max(1));
+    assert!((positive.unwrap().parse::<f64>().unwrap() - p).abs() < 1e-5, "the same score as /v1/predict");
+
+    // The map as JSON: size × size values, their mean plus a constant the log-odds.
+    let (status, _, kind, body) = explain(&server, "format=json&size=16&oversample=true", "image/jpeg", &owl);
+    assert_eq!((status, kind.as_str()), (200, "application/json"), "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((v["method"].as_str(), v["layer"].as_str(), v["size"].as_u64()), (Some("CAM"), Some("conv_final"), Some(16)));
+    let rows = v["map"].as_array().unwrap();
+    assert_eq!(rows.len(), 16);
+    assert!(rows.iter().all(|r| r.as_array().unwrap().len() == 16));
+    assert!(rows.iter().flat_map(|r| r.as_array().unwrap()).any(|x| x.as_f64().unwrap() != 0.0));
+
+    // Bad input: the statuses of /v1/predict, and explain's own.
+    let hot_dog = photo("hot_dog.jpg");
+    let (ct, two) = multipart(&[("owl.jpg", &owl), ("hot_dog.jpg", &hot_dog)]);
+    let cases: Vec<(&str, &str, &str, Vec<u8>, u16)> = vec![
+        ("truncated JPEG", "", "image/jpeg", hot_dog[..hot_dog.len() / 3].to_vec(), 422),
+        ("a 20,000 × 20,000 PNG header", "", "image/png", bomb_png(), 422),
+        ("a body over 1 MiB", "", "image/jpeg", vec![0xff; 1_200_000], 413),
+        ("a wrong content type", "", "text/plain", owl.clone(), 415),
+        ("an empty body", "", "image/jpeg", Vec::new(), 400),
+        ("two images", "", &ct, two.clone(), 400),
+        ("an unknown format", "format=gif", "image/jpeg", owl.clone(), 400),
+        ("a map too large", "format=json&size=100000", "image/jpeg", owl.clone(), 400),
+    ];
+    for (what, query, ct, body, want) in cases {
+        let (status, _, _, answer) = explain(&server, query, ct, &body);
+        let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_else(|_| panic!("{what}: not JSON"));
+        assert_eq!(status, want, "{what}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {answer}");
+    }
+    // Still explaining.
+    assert_eq!(explain(&server, "", "image/jpeg", &owl).0, 200);
+}
+
 /// One HTTP/1.1 exchange on an open connection: (status, body). The last two
 /// bytes of the request are sent after a pause, as a slow network would: a
 /// server that answers before it has read the whole request (a multipart

@@ -7,6 +7,7 @@ mod crossval;
 mod data;
 mod evaluate;
 mod finetune;
+mod maps;
 mod model;
 mod model_args;
 mod predict;
@@ -67,6 +68,8 @@ enum Command {
     Model(model::ModelCommand),
     /// Linear probes on every layer of a run's models (the paper's Table 2).
     Probe(probe::ProbeArgs),
+    /// Sentiment maps (CAM / Grad-CAM) over images, or their deletion test on a run's fold.
+    Maps(maps::MapsArgs),
     /// Print the network a surgery makes and its parameter count.
     Surgery(surgery::SurgeryArgs),
     /// Training and inference speed on random weights.
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Maps(args) => maps::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Report(cmd) => report::run(cmd),
         Command::Reproduce(args) => reproduce::run(args),

@@ -4,6 +4,10 @@ use deepsent::model::saved::SavedModel;
 use deepsent::data::image_files::{is_image_path, ImageKind};
 use deepsent::preprocess::decode::decode_file;
 use deepsent::preprocess::DEFAULT_MAX_PIXELS;
+use deepsent::eval::maps::{image_map, Mapper};
+use deepsent::eval::scoring::Views;
+use deepsent::report::maps::{unique_stems, write_image_files};
+use deepsent::report::overlay::caption;
 use deepsent::serve::predict::{Prediction, Predictor};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -38,6 +42,11 @@ pub struct PredictArgs {
     /// the predicted images it lists.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Also write each image's sentiment map to DIR: NAME.png (the overlay:
+    /// red where the model sees positive, blue negative) and NAME.npy (the
+    /// map at the image's size); from the 10 views with --oversample.
+    #[arg(long, value_name = "DIR")]
+    maps: Option<PathBuf>,
     /// Image files or directories (searched recursively for JPEG, PNG, BMP).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -55,18 +64,35 @@ struct Row {
 pub fn run(a: PredictArgs) -> Result<ExitCode> {
     let predictor = Predictor::new(SavedModel::load(&a.model)?, &a.device.device()?)?;
     let files = collect(&a.paths)?;
+    let mapper = match &a.maps {
+        Some(_) => Some(Mapper::new(&predictor.net, None, None).map_err(|e| anyhow::anyhow!("--maps: {e}"))?),
+        None => None,
+    };
+    let stems = unique_stems(&files);
     let bar = deepsent::progress::bar_or_lines(files.len() as u64, "predicting");
     let mut rows: Vec<Row> = Vec::with_capacity(files.len());
-    for chunk in files.chunks(a.batch.max(1) * 4) {
-        // Decode in parallel; a bad file becomes a row with its error.
-        let decoded: Vec<Result<image::RgbImage, String>> =
-            chunk.par_iter().map(|p| decode_file(p, DEFAULT_MAX_PIXELS).map(|img| predictor.prepare(&img)).map_err(|e| e.to_string())).collect();
-        let good: Vec<&image::RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+    let chunk_len = a.batch.max(1) * 4;
+    for (c, chunk) in files.chunks(chunk_len).enumerate() {
+        // Decode in parallel; a bad file becomes a row with its error. The
+        // decoded image is kept only to draw its map on.
+        let decoded: Vec<Result<(image::RgbImage, Option<image::RgbImage>), String>> = chunk
+            .par_iter()
+            .map(|p| decode_file(p, DEFAULT_MAX_PIXELS).map(|img| (predictor.prepare(&img), mapper.is_some().then_some(img))).map_err(|e| e.to_string()))
+            .collect();
+        let good: Vec<&image::RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok().map(|(p, _)| p)).collect();
         let mut predictions = predictor.predict(&good, a.oversample, a.batch).with_context(|| a.model.display().to_string())?.into_iter();
-        for (path, d) in chunk.iter().zip(&decoded) {
+        for (i, (path, d)) in chunk.iter().zip(&decoded).enumerate() {
             let path = path.display().to_string();
             rows.push(match d {
-                Ok(_) => Row { path, prediction: predictions.next(), error: None },
+                Ok((prepared, original)) => {
+                    let prediction = predictions.next();
+                    if let (Some(mapper), Some(dir), Some(original), Some(p)) = (&mapper, &a.maps, original, &prediction) {
+                        let views = if a.oversample { Views::TenCrop } else { Views::Center };
+                        let m = image_map(mapper, &predictor.preprocess, prepared, views);
+                        write_image_files(dir, &stems[c * chunk_len + i], original, &m.map, &caption(p.positive_10crop.unwrap_or(p.positive), p.label, m.views))?;
+                    }
+                    Row { path, prediction, error: None }
+                }
                 Err(e) => Row { path, prediction: None, error: Some(e.clone()) },
             });
         }

@@ -3,10 +3,12 @@
 pub mod binary_metrics;
 pub mod calibration;
 pub mod crossval;
+pub mod deletion;
 pub mod evaluate;
 pub mod features;
 pub mod finetune;
 pub mod linear;
+pub mod maps;
 pub mod metrics;
 pub mod movement;
 pub mod npy;

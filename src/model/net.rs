@@ -208,10 +208,38 @@ impl Net {
     /// as possible; `wanted` ones are kept and returned. Layers after the
     /// last write of a wanted blob are not run (a probe of conv1 costs conv1).
     pub fn forward_with(&self, params: &Params, input: Tensor<4>, mode: &mut Mode, wanted: &[&str]) -> HashMap<String, Tensor<4>> {
-        let mut blobs: HashMap<String, Tensor<4>> = HashMap::new();
-        blobs.insert(self.spec.input.blob.clone(), input);
+        let blobs = HashMap::from([(self.spec.input.blob.clone(), input)]);
+        self.forward_from(params, blobs, 0, mode, wanted)
+    }
+
+    /// Where a forward pass may start after blob `blob` is final: the layer
+    /// after its last writer, with the blobs written before and read from
+    /// there on (skip connections), which the caller must supply. None when
+    /// that layer runs inside a fused step (a Fire pair's interior blob).
+    pub fn cut_after(&self, blob: &str) -> Option<(usize, Vec<String>)> {
+        let start = if blob == self.spec.input.blob { 0 } else { self.spec.layers.iter().rposition(|l| l.tops.iter().any(|t| t == blob))? + 1 };
+        if start < self.spec.layers.len() && self.fused_into_previous(start) {
+            return None;
+        }
+        let mut needed: Vec<String> = Vec::new();
+        let written_before = |b: &String| *b == self.spec.input.blob || self.spec.layers[..start].iter().any(|l| l.tops.contains(b));
+        for (j, l) in self.spec.layers.iter().enumerate().skip(start) {
+            for b in &l.bottoms {
+                // Read before anything from `start` on rewrites it.
+                let rewritten = self.spec.layers[start..j].iter().any(|w| w.tops.contains(b));
+                if !rewritten && written_before(b) && !needed.contains(b) {
+                    needed.push(b.clone());
+                }
+            }
+        }
+        Some((start, needed))
+    }
+
+    /// The forward pass from layer `start` (a step's first layer), given
+    /// the blobs it reads that were written before it (see [`Net::cut_after`]).
+    pub fn forward_from(&self, params: &Params, mut blobs: HashMap<String, Tensor<4>>, start: usize, mode: &mut Mode, wanted: &[&str]) -> HashMap<String, Tensor<4>> {
         let end = self.spec.layers.iter().rposition(|l| l.tops.iter().any(|t| wanted.contains(&t.as_str()))).map_or(0, |i| i + 1);
-        for (i, layer) in self.spec.layers.iter().enumerate().take(end) {
+        for (i, layer) in self.spec.layers.iter().enumerate().take(end).skip(start) {
             if self.fused_into_previous(i) {
                 continue;
             }

@@ -5,6 +5,8 @@ pub mod confusion;
 pub mod curves;
 pub mod evaluation;
 pub mod evaluation_plots;
+pub mod maps;
+pub mod overlay;
 pub mod plot;
 pub mod reproduction;
 pub mod tables;

@@ -4,6 +4,9 @@
 //!   `image/bmp` or `application/octet-stream`; name from `?name=`), or
 //!   `multipart/form-data` with one or several files → `{"results": [{"name",
 //!   "positive", "label"}]}`.
+//! - `POST /v1/explain`: one image as `/v1/predict` takes it → its sentiment
+//!   map (`eval::maps`): the overlay PNG, or with `?format=json` the map's
+//!   values; `?oversample=true` maps the 10 views.
 //! - `GET /healthz` → `ok` (503 once the inference thread has stopped);
 //!   `GET /v1/model` → what the model is (its card).
 //!
@@ -34,6 +37,7 @@
 //! requests together in batches (one forward pass for many requests).
 
 use super::predict::{Prediction, Predictor};
+use crate::eval::maps::{ImageMap, Mapper};
 use crate::preprocess::decode::{decode_bytes, dimensions, DecodeError};
 use crate::preprocess::DEFAULT_MAX_PIXELS;
 use axum::body::Bytes;
@@ -103,10 +107,17 @@ impl Limits {
 /// Units of the receiving budget (a tokio semaphore counts in `u32` permits).
 const BUDGET_UNIT: usize = 1 << 10;
 
-struct Job {
-    image: RgbImage,
-    /// The prediction, or why the model could not give one.
-    reply: oneshot::Sender<Result<Prediction, String>>,
+enum Job {
+    Predict {
+        image: RgbImage,
+        /// The prediction, or why the model could not give one.
+        reply: oneshot::Sender<Result<Prediction, String>>,
+    },
+    Explain {
+        image: RgbImage,
+        oversample: bool,
+        reply: oneshot::Sender<Result<(Prediction, ImageMap), String>>,
+    },
 }
 
 struct App {
@@ -123,6 +134,8 @@ struct App {
     jobs: std::sync::mpsc::Sender<Job>,
     /// Resizes decoded images as the model stores them (shared with the inference thread's model).
     prepare: Arc<dyn Fn(&RgbImage) -> RgbImage + Send + Sync>,
+    /// How `/v1/explain` maps (method, layer), or why the model cannot be mapped.
+    mapped: Result<(String, String), String>,
 }
 
 #[derive(Serialize)]
@@ -170,6 +183,7 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
         "created": predictor.card.created,
         "deepsent_version": predictor.card.deepsent_version,
     });
+    let mapped = Mapper::new(&predictor.net, None, None).map(|m| (m.method.to_string(), m.layer.clone()));
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let preprocess = predictor.preprocess.clone();
     let (jobs, queue) = std::sync::mpsc::channel::<Job>();
@@ -190,11 +204,13 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
         model,
         jobs,
         prepare: Arc::new(move |img| preprocess.resize_image(img)),
+        mapped,
     });
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/model", get(model_info))
         .route("/v1/predict", post(predict))
+        .route("/v1/explain", post(explain))
         .fallback(|method: Method, uri: Uri| async move { problem(StatusCode::NOT_FOUND, format!("no route {method} {uri}: {ROUTES}")) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move { problem(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {uri}: {ROUTES}")) })
         // The multipart parser reads the buffered body under this limit (its own default is 2 MB).
@@ -210,8 +226,12 @@ pub async fn serve(predictor: Predictor, limits: Limits, listener: tokio::net::T
     Ok(())
 }
 
-/// The inference thread: takes every job waiting (up to `batch`) and scores them in one pass.
+/// The inference thread: takes every job waiting (up to `batch`), scores
+/// the predictions in one pass and maps the explanations one by one.
 fn infer(predictor: Predictor, queue: std::sync::mpsc::Receiver<Job>, batch: usize) {
+    // CAM where the network allows it, else Grad-CAM; a network that cannot
+    // be mapped answers every explanation with why.
+    let mapper = Mapper::new(&predictor.net, None, None);
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
         while jobs.len() < batch {
@@ -220,17 +240,36 @@ fn infer(predictor: Predictor, queue: std::sync::mpsc::Receiver<Job>, batch: usi
                 Err(_) => break,
             }
         }
-        let images: Vec<&RgbImage> = jobs.iter().map(|j| &j.image).collect();
-        // The client may have gone away: nothing to answer then.
-        match predictor.predict(&images, false, batch) {
+        let (mut images, mut replies) = (Vec::new(), Vec::new());
+        for job in jobs {
+            match job {
+                Job::Predict { image, reply } => {
+                    images.push(image);
+                    replies.push(reply);
+                }
+                // The client may have gone away: nothing to answer then.
+                Job::Explain { image, oversample, reply } => {
+                    let answer = match &mapper {
+                        Ok(m) => predictor.explain(m, &image, oversample).map_err(|e| format!("{e:#}")),
+                        Err(why) => Err(format!("this model cannot be mapped: {why}")),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+        if images.is_empty() {
+            continue;
+        }
+        let refs: Vec<&RgbImage> = images.iter().collect();
+        match predictor.predict(&refs, false, batch) {
             Ok(predictions) => {
-                for (job, p) in jobs.into_iter().zip(predictions) {
-                    let _ = job.reply.send(Ok(p));
+                for (reply, p) in replies.into_iter().zip(predictions) {
+                    let _ = reply.send(Ok(p));
                 }
             }
             Err(e) => {
-                for job in jobs {
-                    let _ = job.reply.send(Err(format!("{e:#}")));
+                for reply in replies {
+                    let _ = reply.send(Err(format!("{e:#}")));
                 }
             }
         }
@@ -238,7 +277,7 @@ fn infer(predictor: Predictor, queue: std::sync::mpsc::Receiver<Job>, batch: usi
 }
 
 /// What the service answers, for 404 and 405 bodies.
-const ROUTES: &str = "the service has GET /healthz, GET /v1/model and POST /v1/predict";
+const ROUTES: &str = "the service has GET /healthz, GET /v1/model, POST /v1/predict and POST /v1/explain";
 
 /// Sets its flag to false when dropped: when the inference thread ends,
 /// returning or unwinding from a panic.
@@ -269,59 +308,61 @@ struct NameQuery {
     name: Option<String>,
 }
 
-async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, headers: HeaderMap, request: Request) -> Response {
+/// One image of a request: its name, resized as the model stores images,
+/// and (where asked for) as decoded.
+struct Received {
+    name: String,
+    prepared: RgbImage,
+    original: Option<RgbImage>,
+}
+
+/// A request's images, received, checked and decoded as every route does,
+/// with the slot of the requests in progress that the request holds.
+async fn receive_images<'a>(app: &'a App, name: Option<String>, headers: &HeaderMap, request: Request, keep_original: bool) -> Result<(Vec<Received>, tokio::sync::SemaphorePermit<'a>), Response> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let multipart = content_type.starts_with("multipart/form-data");
     if !multipart && !["image/jpeg", "image/png", "image/bmp", "application/octet-stream"].iter().any(|t| content_type.starts_with(t)) {
         let shown = if content_type.is_empty() { "none".to_string() } else { content_type };
         discard_body(request.into_body(), app.limits.max_body).await;
-        return problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type {shown}: send image/jpeg, image/png, image/bmp, application/octet-stream or multipart/form-data"));
+        return Err(problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type {shown}: send image/jpeg, image/png, image/bmp, application/octet-stream or multipart/form-data")));
     }
     let (parts, body) = request.into_parts();
-    let body = match receive(&app, &parts.headers, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let body = receive(app, &parts.headers, body).await?;
     // Held from here on: the body is in memory, and decoding and scoring follow.
-    let Ok(_permit) = app.in_flight.try_acquire() else {
-        return busy("too many requests in progress");
+    let Ok(permit) = app.in_flight.try_acquire() else {
+        return Err(busy("too many requests in progress"));
     };
-    let files = if multipart {
-        match read_multipart(&app, Request::from_parts(parts, axum::body::Body::from(body))).await {
-            Ok(f) => f,
-            Err(r) => return r,
-        }
-    } else {
-        vec![(q.name.unwrap_or_else(|| "image".into()), body)]
-    };
+    let files = if multipart { read_multipart(app, Request::from_parts(parts, axum::body::Body::from(body))).await? } else { vec![(name.unwrap_or_else(|| "image".into()), body)] };
     if files.is_empty() || files.iter().any(|(_, b)| b.is_empty()) {
-        return problem(StatusCode::BAD_REQUEST, "no image in the request (empty body or file)");
+        return Err(problem(StatusCode::BAD_REQUEST, "no image in the request (empty body or file)"));
     }
-    let pixels = match within_decode_budget(&files, app.limits.decode_budget) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let pixels = within_decode_budget(&files, app.limits.decode_budget)?;
     // Decode on the blocking pool, at most one request per core and lane at a time.
-    let decoded = {
-        let lane = if pixels > HEAVY_DECODE { &app.decoding_heavy } else { &app.decoding_light };
-        let _slot = lane.acquire().await.expect("the semaphore is never closed");
-        let (max_pixels, prepare) = (app.limits.max_pixels, app.prepare.clone());
-        let work = tokio::task::spawn_blocking(move || {
-            files
-                .into_iter()
-                .map(|(name, bytes)| decode_bytes(&bytes, Path::new(&name), max_pixels).map(|img| (name, prepare(&img))))
-                .collect::<Result<Vec<_>, DecodeError>>()
-        });
-        match work.await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return problem(decode_status(&e), e.to_string()),
-            Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, format!("decoding failed: {e}")),
-        }
+    let lane = if pixels > HEAVY_DECODE { &app.decoding_heavy } else { &app.decoding_light };
+    let _slot = lane.acquire().await.expect("the semaphore is never closed");
+    let (max_pixels, prepare) = (app.limits.max_pixels, app.prepare.clone());
+    let work = tokio::task::spawn_blocking(move || {
+        files
+            .into_iter()
+            .map(|(name, bytes)| decode_bytes(&bytes, Path::new(&name), max_pixels).map(|img| Received { name, prepared: prepare(&img), original: keep_original.then_some(img) }))
+            .collect::<Result<Vec<_>, DecodeError>>()
+    });
+    match work.await {
+        Ok(Ok(d)) => Ok((d, permit)),
+        Ok(Err(e)) => Err(problem(decode_status(&e), e.to_string())),
+        Err(e) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, format!("decoding failed: {e}"))),
+    }
+}
+
+async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, headers: HeaderMap, request: Request) -> Response {
+    let (decoded, _permit) = match receive_images(&app, q.name, &headers, request, false).await {
+        Ok(d) => d,
+        Err(r) => return r,
     };
     let mut waiting = Vec::with_capacity(decoded.len());
-    for (name, image) in decoded {
+    for Received { name, prepared, .. } in decoded {
         let (reply, answer) = oneshot::channel();
-        if app.jobs.send(Job { image, reply }).is_err() {
+        if app.jobs.send(Job::Predict { image: prepared, reply }).is_err() {
             return problem(StatusCode::INTERNAL_SERVER_ERROR, "the inference thread has stopped");
         }
         waiting.push((name, answer));
@@ -335,6 +376,79 @@ async fn predict(State(app): State<Arc<App>>, Query(q): Query<NameQuery>, header
         }
     }
     Json(serde_json::json!({ "results": results })).into_response()
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    name: Option<String>,
+    /// `png` (the overlay, the default) or `json` (the map's values).
+    format: Option<String>,
+    /// Map the 10 oversampled views instead of the centre crop.
+    #[serde(default)]
+    oversample: bool,
+    /// Side of the JSON map (over the image warped to a square, as the network sees it).
+    size: Option<usize>,
+}
+
+/// The largest JSON map side: 256 × 256 numbers are already a few MB of text.
+const MAX_JSON_MAP: usize = 256;
+
+/// `POST /v1/explain`: one image (as `/v1/predict` takes it, with its limits
+/// and errors) → its sentiment map: the overlay PNG (red positive, blue
+/// negative; the answer also in the `x-positive` and `x-label` headers), or
+/// with `?format=json` `{"name", "positive", "label", "method", "layer",
+/// "size", "map": [[…]]}`, positive values evidence for positive.
+async fn explain(State(app): State<Arc<App>>, Query(q): Query<ExplainQuery>, headers: HeaderMap, request: Request) -> Response {
+    let json = match q.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("png") => false,
+        Some("json") => true,
+        Some(other) => return problem(StatusCode::BAD_REQUEST, format!("format {other:?}: png or json")),
+    };
+    let size = q.size.unwrap_or(64);
+    if !(1..=MAX_JSON_MAP).contains(&size) {
+        return problem(StatusCode::BAD_REQUEST, format!("size {size}: between 1 and {MAX_JSON_MAP}"));
+    }
+    let (mut decoded, _permit) = match receive_images(&app, q.name, &headers, request, true).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if decoded.len() != 1 {
+        return problem(StatusCode::BAD_REQUEST, format!("{} images: /v1/explain maps one image a request", decoded.len()));
+    }
+    let (method, layer) = match &app.mapped {
+        Ok(m) => m.clone(),
+        Err(why) => return problem(StatusCode::UNPROCESSABLE_ENTITY, format!("this model cannot be mapped: {why}")),
+    };
+    let Received { name, prepared, original } = decoded.remove(0);
+    let original = original.expect("kept for the overlay");
+    let (reply, answer) = oneshot::channel();
+    if app.jobs.send(Job::Explain { image: prepared, oversample: q.oversample, reply }).is_err() {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, "the inference thread has stopped");
+    }
+    let (prediction, map) = match answer.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(_) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "the inference thread has stopped"),
+    };
+    if json {
+        let grid = map.map.resized(size, size);
+        let rows: Vec<&[f32]> = grid.values.chunks(size).collect();
+        return Json(serde_json::json!({ "name": name, "positive": prediction.positive, "label": prediction.label, "method": method, "layer": layer, "size": size, "map": rows })).into_response();
+    }
+    let rendered = tokio::task::spawn_blocking(move || {
+        let shown = prediction.positive_10crop.unwrap_or(prediction.positive);
+        let text = crate::report::overlay::caption(shown, prediction.label, map.views);
+        crate::report::overlay::overlay(&original, &map.map, &text, crate::report::overlay::MAX_SIDE).and_then(|o| crate::report::overlay::png_bytes(&o)).map(|png| (png, shown, prediction.label))
+    })
+    .await;
+    match rendered {
+        Ok(Ok((png, shown, label))) => {
+            let headers = [(header::CONTENT_TYPE, "image/png".to_string()), (header::HeaderName::from_static("x-positive"), format!("{shown:.6}")), (header::HeaderName::from_static("x-label"), label.to_string())];
+            (headers, png).into_response()
+        }
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, format!("drawing the overlay: {e:#}")),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, format!("drawing the overlay: {e}")),
+    }
 }
 
 /// Reads a request body whole, holding its size out of the receiving budget

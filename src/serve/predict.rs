@@ -2,6 +2,7 @@
 //! and scoring as cross-validation (warp, centre crop or Caffe's 10 crops,
 //! softmax), so a fold's model gives here the accuracy `crossval` reported.
 
+use crate::eval::maps::{image_map, ImageMap, Mapper};
 use crate::eval::metrics::{positive_probability, predicted};
 use crate::eval::scoring::{probabilities, Views};
 use crate::model::saved::{ModelCard, SavedModel};
@@ -77,6 +78,16 @@ impl Predictor {
                 Prediction { positive: score(c), positive_10crop: ten.as_ref().map(|t| score(&t[i])), label: if positive { "positive" } else { "negative" } }
             })
             .collect())
+    }
+}
+
+impl Predictor {
+    /// The answer for one prepared image and its sentiment map (centre crop,
+    /// or the 10 views), from `mapper` (made once on this predictor's net).
+    pub fn explain(&self, mapper: &Mapper, prepared: &RgbImage, oversample: bool) -> Result<(Prediction, ImageMap)> {
+        let prediction = self.predict(&[prepared], oversample, 10)?.remove(0);
+        let views = if oversample { Views::TenCrop } else { Views::Center };
+        Ok((prediction, image_map(mapper, &self.preprocess, prepared, views)))
     }
 }
 

@@ -1,0 +1,117 @@
+use super::data::DataArgs;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use deepsent::eval::crossval::CrossvalConfig;
+use deepsent::eval::maps::{image_map, Mapper, Method};
+use deepsent::eval::run_dir::RunDir;
+use deepsent::eval::scoring::Views;
+use deepsent::model::saved::SavedModel;
+use deepsent::model::Net;
+use deepsent::preprocess::decode::decode_file;
+use deepsent::preprocess::DEFAULT_MAX_PIXELS;
+use deepsent::report::maps::{unique_stems, write_image_files, FoldMaps};
+use deepsent::report::overlay::caption;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Sentiment maps: where in each image a model sees positive (red) or
+/// negative (blue), as an overlay PNG and the map as .npy; with --eval, the
+/// deletion test of a run's fold and a dozen of its overlays.
+#[derive(Args)]
+pub struct MapsArgs {
+    #[command(flatten)]
+    device: super::model_args::DeviceArg,
+    /// A model saved by `finetune` or `crossval` (.safetensors).
+    #[arg(long, required_unless_present = "eval", conflicts_with = "eval")]
+    model: Option<PathBuf>,
+    /// Image files to map.
+    #[arg(required_unless_present = "eval", conflicts_with = "eval")]
+    images: Vec<PathBuf>,
+    /// Output directory: NAME.png and NAME.npy per image; with --eval,
+    /// deletion.json, deletion.png, overlays.png and overlays/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Average the maps of the 10 oversampled views (each mapped back to where it was cut).
+    #[arg(long)]
+    oversample: bool,
+    /// cam or grad-cam [default: CAM where the network ends in global
+    /// average pooling and linear layers, else Grad-CAM].
+    #[arg(long, value_parser = super::enum_value::<Method>)]
+    method: Option<Method>,
+    /// The blob Grad-CAM maps [default: the last with more than one position].
+    #[arg(long)]
+    layer: Option<String>,
+    /// The deletion test on the test images of fold --fold of the crossval
+    /// run --run, with that fold's model, and a dozen overlays.
+    #[arg(long, requires_all = ["run", "fold"])]
+    eval: bool,
+    #[arg(long)]
+    run: Option<PathBuf>,
+    #[arg(long)]
+    fold: Option<usize>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Deletion steps (the crop deleted a 1/steps at a time).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Overlays drawn with --eval.
+    #[arg(long, default_value_t = 12)]
+    overlays: usize,
+    /// Seed of the random deletion orders.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Views per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+}
+
+pub fn run(a: MapsArgs) -> Result<ExitCode> {
+    let device = a.device.device()?;
+    if a.eval {
+        let run = a.run.clone().expect("clap requires --run");
+        let config: CrossvalConfig = RunDir::new(&run).read_config()?.with_context(|| format!("{} has no config.json: is --run a crossval run directory?", run.display()))?;
+        let request = a.data.request()?;
+        let dataset = deepsent::data::load(&request).into_result()?;
+        let described = deepsent::data::describe(&dataset, &request);
+        if described != config.dataset {
+            bail!("{} was run on {}, not {described}: pass the same data flags (--root, --subset, --folds)", run.display(), config.dataset);
+        }
+        let maps = FoldMaps { run: &run, fold: a.fold.expect("clap requires --fold"), dataset: &dataset, device: &device, method: a.method, layer: a.layer.clone(), steps: a.steps, seed: a.seed, batch: a.batch, overlays: a.overlays, oversample: a.oversample };
+        let r = maps.run(&a.out, &super::command_line())?;
+        println!(
+            "fold {} ({} test images, {} at {}): deletion AUC by the map {:.3}, at random {:.3} (ratio {:.2}; above the all-deleted floor {:.2}); {}",
+            r.fold,
+            r.images,
+            r.method,
+            r.layer,
+            r.deletion.deletion_auc_map,
+            r.deletion.deletion_auc_random,
+            r.ratio,
+            r.ratio_above_floor,
+            a.out.join("deletion.json").display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let model_path = a.model.clone().expect("clap requires --model");
+    let model = SavedModel::load(&model_path)?;
+    let net = Net::new(model.spec.clone(), &model.weights, &device)?;
+    let mapper = Mapper::new(&net, a.method, a.layer.as_deref()).map_err(anyhow::Error::msg)?;
+    eprintln!("{} at {}", mapper.method, mapper.layer);
+    let views = if a.oversample { Views::TenCrop } else { Views::Center };
+    let mut failed = 0;
+    for (path, stem) in a.images.iter().zip(unique_stems(&a.images)) {
+        match decode_file(path, DEFAULT_MAX_PIXELS) {
+            Ok(original) => {
+                let m = image_map(&mapper, &model.preprocess, &model.preprocess.resize_image(&original), views);
+                let label = if m.p_positive > 0.5 { "positive" } else { "negative" };
+                write_image_files(&a.out, &stem, &original, &m.map, &caption(m.p_positive, label, m.views))?;
+                println!("{label:<8}  P(positive) {:.3}  {}  {}", m.p_positive, path.display(), a.out.join(format!("{stem}.png")).display());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{:<8}  {e}", "error");
+            }
+        }
+    }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

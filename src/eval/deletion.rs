@@ -1,0 +1,131 @@
+//! How faithful a map is: the deletion test (Petsiuk et al. 2018). Each
+//! test image's centre crop loses its pixels in the order the map ranks
+//! them — the most evidence for the predicted class first — a fraction at a
+//! time, deleted pixels set to the mean colour (0 after mean subtraction);
+//! the predicted class's probability is read at every step. A map that
+//! points at what the network uses makes the probability fall fast: a small
+//! area under the curve.
+//!
+//! The baseline deletes the same areas chosen at random, at the map's own
+//! granularity: a random value per cell of the network's grid, upsampled
+//! exactly as the map is, so both orders delete blobs of the same size and
+//! differ only in which.
+
+use super::maps::{Grid, Mapper, NEGATIVE, POSITIVE};
+use super::scoring::Views;
+use crate::model::net::to_f32s;
+use crate::preprocess::Preprocess;
+use burn::tensor::activation::softmax;
+use image::RgbImage;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deletion {
+    /// Fractions of the crop deleted, 0 to 1.
+    pub fractions: Vec<f64>,
+    /// Mean probability of the predicted class at each fraction, deleting in the map's order.
+    pub curve_map: Vec<f64>,
+    /// The same, deleting random areas of the map's granularity.
+    pub curve_random: Vec<f64>,
+    /// Mean over images of the area under each image's curve.
+    pub deletion_auc_map: f64,
+    pub deletion_auc_random: f64,
+    /// Per image: (area deleting by the map, area deleting at random).
+    pub per_image: Vec<(f64, f64)>,
+}
+
+/// Runs the deletion test on the centre crop of each stored image, with
+/// `steps` deletions (fractions k/steps), `batch` views per forward pass; the
+/// random orders are drawn from `seed`.
+pub fn deletion(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], steps: usize, seed: u64, batch: usize, mut progress: impl FnMut()) -> Deletion {
+    let steps = steps.max(1);
+    let fractions: Vec<f64> = (0..=steps).map(|k| k as f64 / steps as f64).collect();
+    let crop = Views::Center.crops(pre)[0];
+    let side = crop.size;
+    let plane = side * side;
+    let (mut sum_map, mut sum_random) = (vec![0.0; steps + 1], vec![0.0; steps + 1]);
+    let mut per_image = Vec::new();
+    for (i, stored) in images.iter().enumerate() {
+        let mut view = vec![0.0f32; pre.view_len()];
+        pre.write_view(stored, crop, &mut view);
+        let (grids, log_odds) = mapper.maps(mapper.net.input(view.clone(), mapper.net.device()));
+        let predicted = if log_odds[0] > 0.0 { POSITIVE } else { NEGATIVE };
+        // Evidence for the predicted class first.
+        let sign = if predicted == POSITIVE { 1.0 } else { -1.0 };
+        let grid = &grids[0];
+        let saliency: Vec<f32> = grid.resized(side, side).values.iter().map(|v| sign * v).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
+        let random = Grid { values: (0..grid.values.len()).map(|_| rng.gen::<f32>()).collect(), ..grid.clone() }.resized(side, side).values;
+        let mut curves = Vec::new();
+        for order in [ranking(&saliency), ranking(&random)] {
+            let views: Vec<Vec<f32>> = fractions
+                .iter()
+                .map(|f| {
+                    let mut v = view.clone();
+                    for &p in &order[..((f * plane as f64).round() as usize).min(plane)] {
+                        for ch in 0..3 {
+                            v[ch * plane + p] = 0.0;
+                        }
+                    }
+                    v
+                })
+                .collect();
+            curves.push(class_probability(mapper, &views, predicted, batch));
+        }
+        for (k, (m, r)) in curves[0].iter().zip(&curves[1]).enumerate() {
+            sum_map[k] += m;
+            sum_random[k] += r;
+        }
+        per_image.push((area(&fractions, &curves[0]), area(&fractions, &curves[1])));
+        progress();
+    }
+    let n = images.len().max(1) as f64;
+    let mean = |v: &[f64]| v.iter().map(|x| x / n).collect::<Vec<f64>>();
+    Deletion {
+        curve_map: mean(&sum_map),
+        curve_random: mean(&sum_random),
+        deletion_auc_map: per_image.iter().map(|p| p.0).sum::<f64>() / n,
+        deletion_auc_random: per_image.iter().map(|p| p.1).sum::<f64>() / n,
+        fractions,
+        per_image,
+    }
+}
+
+/// Pixel positions from the largest value down (ties by position).
+fn ranking(values: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    order
+}
+
+fn class_probability(mapper: &Mapper, views: &[Vec<f32>], class: usize, batch: usize) -> Vec<f64> {
+    let net = mapper.net;
+    let logits_name = net.spec.logits_blob().to_string();
+    let mut out = Vec::new();
+    for chunk in views.chunks(batch.max(1)) {
+        let input = net.input(chunk.concat(), net.device());
+        let logits = net.blobs(input, &[logits_name.as_str()]).expect("logits blob").remove(&logits_name).expect("logits");
+        let [n, k, _, _] = logits.dims();
+        let p = to_f32s(&softmax(logits.reshape([n, k]), 1));
+        out.extend((0..n).map(|i| p[i * k + class] as f64));
+    }
+    out
+}
+
+/// The trapezoid area under `y` over `x`.
+fn area(x: &[f64], y: &[f64]) -> f64 {
+    x.windows(2).zip(y.windows(2)).map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trapezoid_and_ranking_by_hand() {
+        assert!((area(&[0.0, 0.5, 1.0], &[1.0, 0.5, 0.0]) - 0.5).abs() < 1e-12);
+        assert!((area(&[0.0, 1.0], &[0.8, 0.8]) - 0.8).abs() < 1e-12);
+        assert_eq!(ranking(&[0.1, 0.9, -1.0, 0.9]), [1, 3, 0, 2]);
+    }
+}
