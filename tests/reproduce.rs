@@ -9,46 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 fn experiment(dir: &Path) -> PathBuf {
-    let csv = common::tiny_twitter_csv(dir);
-    let path = dir.join("tiny.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"title = "tiny"
-backbone = "squeezenet1.0"
-
-[data]
-root = "{}"
-
-[finetune]
-surgery = "lpft"
-head_init = "probe"
-new_lr_mult = 1.0
-base_lr = 1e-5
-epochs = 1
-batch = 8
-micro_batch = 8
-
-[probes]
-layers = ["fire9/concat", "pool_final"]
-inner_folds = 2
-
-[[surgery]]
-name = "fire9-2"
-base_lr = 1e-6
-
-[[surgery]]
-name = "conv10-1000"
-
-[quick]
-folds = [1, 2]
-surgery = ["fire9-2"]
-"#,
-            csv.display()
-        ),
-    )
-    .unwrap();
-    path
+    common::tiny_experiment(dir, "tiny", "base_lr = 1e-5", "[[surgery]]\nname = \"fire9-2\"\nbase_lr = 1e-6\n\n[[surgery]]\nname = \"conv10-1000\"")
 }
 
 fn reproduce(exp: &Path, out: &Path) -> std::process::Command {
@@ -132,6 +93,9 @@ fn interrupted_reproduce_resumes_and_writes_the_whole_report() {
     assert!(srcs.len() >= 6, "{} pictures", srcs.len());
     assert!(srcs.iter().all(|s| s.starts_with("data:image/")), "a picture is not embedded: {:?}", srcs.iter().find(|s| !s.starts_with("data:")));
     assert!(!html.contains("href=\"/") && !html.contains("file://"), "the HTML links outside itself");
+    // Each sample shown with its sentiment map from the fold model that held it out.
+    let maps = html.matches("alt=\"sentiment map of ").count();
+    assert!(maps >= shown.len() && !html.contains("no map:"), "{maps} maps for {} samples", shown.len());
 
     // Headless Chromium renders it with every picture (where chromium is
     // installed: .ci/run installs it), and catches a broken picture.

@@ -19,7 +19,7 @@ const NEGATIVE_COLOUR: [f32; 3] = [20.0, 90.0, 240.0];
 const MAX_ALPHA: f32 = 0.65;
 
 /// The image (scaled to at most `max_side`) with `map` (any size: it is
-/// resampled to the image) over it, and a strip below with `caption`.
+/// resampled to the image) over it, and a strip below with `caption` (none if empty).
 pub fn overlay(image: &RgbImage, map: &Grid, caption: &str, max_side: u32) -> anyhow::Result<RgbImage> {
     let (w, h) = image.dimensions();
     let scale = (max_side as f32 / w.max(h) as f32).min(1.0);
@@ -27,13 +27,17 @@ pub fn overlay(image: &RgbImage, map: &Grid, caption: &str, max_side: u32) -> an
     let base = if scale < 1.0 { image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle) } else { image.clone() };
     let map = map.resized(w as usize, h as usize);
     let peak = map.peak().max(f32::MIN_POSITIVE);
-    let strip = 22.max(h / 14);
+    // No strip without a caption.
+    let strip = if caption.is_empty() { 0 } else { 22.max(h / 14) };
     let mut canvas = RgbImage::from_pixel(w, h + strip, Rgb([255, 255, 255]));
     for (x, y, p) in base.enumerate_pixels() {
         let v = map.values[(y * w + x) as usize] / peak;
         let (colour, alpha) = if v >= 0.0 { (POSITIVE_COLOUR, v * MAX_ALPHA) } else { (NEGATIVE_COLOUR, -v * MAX_ALPHA) };
         let px = std::array::from_fn(|c| ((1.0 - alpha) * p[c] as f32 + alpha * colour[c]).round().clamp(0.0, 255.0) as u8);
         canvas.put_pixel(x, y, Rgb(px));
+    }
+    if caption.is_empty() {
+        return Ok(canvas);
     }
     register_font();
     {

@@ -164,7 +164,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
 
     // Sample predictions.
     let _ = writeln!(md, "## Sample predictions\n");
-    let _ = writeln!(md, "Test images of the Table 1 run, each scored by the model of the fold that held it out (10-crop probability of *positive*).\n");
+    let _ = writeln!(md, "Test images of the Table 1 run, each scored by the model of the fold that held it out (10-crop probability of *positive*); in the HTML report, each beside its sentiment map from that model (10 views: red where it sees positive, blue negative; `deepsent maps`).\n");
     let groups = sample_groups(&ft_predictions);
     for (title, rows) in &groups {
         let _ = writeln!(md, "### {title}\n\n| image | true label | p(positive) |\n|---|---|---|");
@@ -191,7 +191,8 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
     let _ = writeln!(md, "Command:\n\n```sh\n{command}\n```");
 
     std::fs::write(out.join("index.md"), &md)?;
-    let thumbs = thumbnails_html(&groups);
+    let sample_maps = SampleMaps { run: ft_dir, dataset: &o.dataset, device: &o.device, nets: Default::default() };
+    let thumbs = thumbnails_html(&groups, |r| sample_maps.thumbnail(r));
     std::fs::write(out.join("index.html"), html(&exp.title, &md, out, &thumbs)?)?;
     let json = serde_json::json!({
         "title": exp.title,
@@ -248,7 +249,7 @@ fn sample_groups(rows: &[Prediction]) -> Vec<(&'static str, Vec<Prediction>)> {
 
 /// Small JPEG thumbnails of the sample images, embedded (for the HTML only:
 /// the Markdown, which may be committed, names the files instead).
-fn thumbnails_html(groups: &[(&str, Vec<Prediction>)]) -> String {
+fn thumbnails_html(groups: &[(&str, Vec<Prediction>)], map_of: impl Fn(&Prediction) -> Result<String>) -> String {
     let mut s = String::from("<div class=\"samples\">");
     for (title, rows) in groups {
         let _ = write!(s, "<h3>{}</h3><div class=\"row\">", escape(title));
@@ -257,8 +258,12 @@ fn thumbnails_html(groups: &[(&str, Vec<Prediction>)]) -> String {
                 Ok(data) => format!("<img alt=\"{0}\" src=\"data:image/jpeg;base64,{data}\">", escape(&r.image)),
                 Err(e) => format!("<span class=\"missing\">{}: {}</span>", escape(&r.image), escape(&e.to_string())),
             };
+            let map = match map_of(r) {
+                Ok(data) => format!("<img alt=\"sentiment map of {0}\" src=\"data:image/jpeg;base64,{data}\">", escape(&r.image)),
+                Err(e) => format!("<span class=\"missing\">no map: {}</span>", escape(&format!("{e:#}"))),
+            };
             let label = if r.label == 1 { "positive" } else { "negative" };
-            let _ = write!(s, "<figure>{img}<figcaption>{}<br>true {label}, p(positive) {:.2}</figcaption></figure>", escape(&r.image), r.p_positive_oversample);
+            let _ = write!(s, "<figure>{img}{map}<figcaption>{}<br>true {label}, p(positive) {:.2}</figcaption></figure>", escape(&r.image), r.p_positive_oversample);
         }
         s.push_str("</div>");
     }
@@ -267,12 +272,50 @@ fn thumbnails_html(groups: &[(&str, Vec<Prediction>)]) -> String {
 }
 
 fn thumbnail(path: &Path) -> Result<String> {
-    use base64::Engine;
     let img = crate::preprocess::decode::decode_file(path, crate::preprocess::DEFAULT_MAX_PIXELS)?;
-    let small = image::DynamicImage::ImageRgb8(img).thumbnail(160, 160).to_rgb8();
+    jpeg_base64(&img)
+}
+
+fn jpeg_base64(img: &image::RgbImage) -> Result<String> {
+    use base64::Engine;
+    let small = image::DynamicImage::ImageRgb8(img.clone()).thumbnail(160, 160).to_rgb8();
     let mut bytes = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 80).encode_image(&small)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The sample images' sentiment maps (10 views), each from the model of
+/// the fold that held the image out, as overlay thumbnails.
+struct SampleMaps<'a> {
+    run: &'a Path,
+    dataset: &'a crate::data::Dataset,
+    device: &'a burn::prelude::Device,
+    /// Each fold's model, loaded once.
+    nets: std::cell::RefCell<std::collections::HashMap<usize, std::rc::Rc<(crate::model::Net, crate::preprocess::Preprocess)>>>,
+}
+
+impl SampleMaps<'_> {
+    fn thumbnail(&self, r: &Prediction) -> Result<String> {
+        let index = self.dataset.items.iter().position(|i| i.name == r.image).with_context(|| format!("{} is not in the dataset", r.image))?;
+        let fold = self.dataset.folds.iter().find(|f| f.test.contains(&index)).with_context(|| format!("no fold holds {} out", r.image))?.number;
+        let loaded = self.nets.borrow().get(&fold).cloned();
+        let model = match loaded {
+            Some(m) => m,
+            None => {
+                let saved = crate::model::saved::SavedModel::load(&crate::eval::run_dir::RunDir::new(self.run).fold(fold).model())?;
+                let m = std::rc::Rc::new((crate::model::Net::new(saved.spec, &saved.weights, self.device)?, saved.preprocess));
+                self.nets.borrow_mut().insert(fold, m.clone());
+                m
+            }
+        };
+        let (net, pre) = &*model;
+        let mapper = crate::eval::maps::Mapper::new(net, None, None).map_err(anyhow::Error::msg)?;
+        let original = crate::preprocess::decode::decode_file(&r.path, crate::preprocess::DEFAULT_MAX_PIXELS)?;
+        let m = crate::eval::maps::image_map(&mapper, pre, &pre.resize_image(&original), crate::eval::scoring::Views::TenCrop);
+        // The thumbnail's caption strip would be unreadable at 160 px: the figure's caption says it.
+        let picture = super::overlay::overlay(&original, &m.map, "", 480)?;
+        jpeg_base64(&picture)
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -65,43 +65,27 @@ pub fn tiny_twitter_csv(dir: &Path) -> PathBuf {
     csv
 }
 
-/// A tiny study with every kind of job: Table 1 with a 2-point nested
-/// search on 2 folds, probes of the pretrained and fine-tuned models, one
-/// surgery variant (run with `--quick`: a fraction of an epoch each).
-pub fn tiny_study(dir: &Path) -> PathBuf {
+/// A tiny experiment on the 20 images of [`tiny_twitter_csv`]: SqueezeNet,
+/// Table 1 `lpft` with `finetune` (more `[finetune]` lines), probes of two
+/// layers, the `[[surgery]]` variants `surgery` (TOML), `--quick` keeping
+/// folds 1 and 2 and the variant fire9-2. Written as `dir/NAME.toml`.
+pub fn tiny_experiment(dir: &Path, name: &str, finetune: &str, surgery: &str) -> PathBuf {
     let csv = tiny_twitter_csv(dir);
-    let path = dir.join("tiny-study.toml");
+    let path = dir.join(format!("{name}.toml"));
     let text = format!(
-        r#"title = "tiny study"
-backbone = "squeezenet1.0"
-
-[data]
-root = "{}"
-
-[finetune]
-surgery = "lpft"
-head_init = "probe"
-new_lr_mult = 1.0
-epochs = 1
-batch = 8
-micro_batch = 8
-search = ["base_lr=1e-5,1e-4"]
-
-[probes]
-layers = ["fire9/concat", "pool_final"]
-inner_folds = 2
-
-[[surgery]]
-name = "fire9-2"
-
-[quick]
-folds = [1, 2]
-surgery = ["fire9-2"]
-"#,
+        "title = \"{name}\"\nbackbone = \"squeezenet1.0\"\n\n[data]\nroot = \"{}\"\n\n[finetune]\nsurgery = \"lpft\"\nhead_init = \"probe\"\nnew_lr_mult = 1.0\nepochs = 1\nbatch = 8\nmicro_batch = 8\n{finetune}\n\n\
+         [probes]\nlayers = [\"fire9/concat\", \"pool_final\"]\ninner_folds = 2\n\n{surgery}\n\n[quick]\nfolds = [1, 2]\nsurgery = [\"fire9-2\"]\n",
         csv.display()
     );
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A tiny study with every kind of job: Table 1 with a 2-point nested
+/// search on 2 folds, probes of the pretrained and fine-tuned models, one
+/// surgery variant (run with `--quick`: a fraction of an epoch each).
+pub fn tiny_study(dir: &Path) -> PathBuf {
+    tiny_experiment(dir, "tiny-study", "search = [\"base_lr=1e-5,1e-4\"]", "[[surgery]]\nname = \"fire9-2\"")
 }
 
 /// A report's `results.json` without its timings: what must be the same
