@@ -95,7 +95,7 @@ pub fn done(study: &Study, job: &Job) -> Result<bool> {
         Work::ProbePretrained => {
             let probe = study.probe(study.folds.clone());
             let stem = finetune_probe_stem(true);
-            study.folds.iter().map(|&k| probe.fold_done(&stem, k)).collect::<Result<Vec<bool>>>()?.into_iter().all(|d| d)
+            study.folds.iter().try_fold(true, |all, &k| Ok::<_, anyhow::Error>(all && probe.fold_done(&stem, k)?))?
         }
         Work::ProbeFinetuned { fold } => study.probe(vec![fold]).fold_done(&finetune_probe_stem(false), fold)?,
     })

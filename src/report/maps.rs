@@ -11,9 +11,10 @@ use super::overlay::{caption, overlay, png_bytes};
 use super::plot::{register_font, FONT};
 use crate::data::Dataset;
 use crate::eval::deletion::{deletion, Deletion};
-use crate::eval::maps::{image_map, Grid, ImageMap, Mapper, Method};
+use crate::eval::maps::{image_map, Grid, Mapper, Method};
+use crate::eval::metrics::positive_probability;
 use crate::eval::run_dir::RunDir;
-use crate::eval::scoring::Views;
+use crate::eval::scoring::{probabilities, Views};
 use crate::model::saved::SavedModel;
 use crate::model::Net;
 use crate::preprocess::decode::decode_file;
@@ -81,13 +82,13 @@ impl FoldMaps<'_> {
         let deletion = deletion(&mapper, &model.preprocess, &refs, self.steps, self.seed, self.batch, || bar.inc(1));
         bar.finish_and_clear();
 
-        // The overlays: maps of every test image, then a dozen chosen by their answers.
+        // The overlays: a dozen test images chosen by their answers, then their maps.
         let views = if self.oversample { Views::TenCrop } else { Views::Center };
-        let maps: Vec<ImageMap> = refs.iter().map(|s| image_map(&mapper, &model.preprocess, s, views)).collect();
-        let chosen = choose(&items.iter().map(|it| it.label.index()).collect::<Vec<_>>(), &maps.iter().map(|m| m.p_positive).collect::<Vec<_>>(), self.overlays);
+        let p_positive: Vec<f32> = probabilities(&net, &model.preprocess, &refs, views, self.batch).iter().map(|p| positive_probability(p)).collect();
+        let chosen = choose(&items.iter().map(|it| it.label.index()).collect::<Vec<_>>(), &p_positive, self.overlays);
         let (mut tiles, mut bare) = (Vec::new(), Vec::new());
         for (group, i) in &chosen {
-            let m = &maps[*i];
+            let m = &image_map(&mapper, &model.preprocess, refs[*i], views);
             let label = if m.p_positive > 0.5 { "positive" } else { "negative" };
             let truth = if items[*i].label.index() == 1 { "positive" } else { "negative" };
             let text = format!("{} (true {truth})", caption(m.p_positive, label, m.views));
@@ -128,8 +129,10 @@ impl FoldMaps<'_> {
 }
 
 /// `n` images: a third the most confident positive answers, a third the
-/// most confident negative, a third the worst mistakes (each group's name, index).
-fn choose(labels: &[usize], p_positive: &[f32], n: usize) -> Vec<(&'static str, usize)> {
+/// most confident negative, a third the worst mistakes (each group's name,
+/// index; ties go to the lower index). The report's sample predictions are
+/// chosen the same way.
+pub(crate) fn choose(labels: &[usize], p_positive: &[f32], n: usize) -> Vec<(&'static str, usize)> {
     let per = n.div_ceil(3);
     let mut order: Vec<usize> = (0..labels.len()).collect();
     order.sort_by(|&a, &b| p_positive[b].total_cmp(&p_positive[a]).then(a.cmp(&b)));

@@ -192,7 +192,7 @@ pub fn write(o: &Outcome, out: &Path, eval_batch: usize, command: &str) -> Resul
 
     std::fs::write(out.join("index.md"), &md)?;
     let sample_maps = SampleMaps { run: ft_dir, dataset: &o.dataset, device: &o.device, nets: Default::default() };
-    let thumbs = thumbnails_html(&groups, |r| sample_maps.thumbnail(r));
+    let thumbs = thumbnails_html(&groups, |r, decoded| sample_maps.thumbnail(r, decoded));
     std::fs::write(out.join("index.html"), html(&exp.title, &md, out, &thumbs)?)?;
     let json = serde_json::json!({
         "title": exp.title,
@@ -231,36 +231,41 @@ fn demote(md: &str, levels: usize) -> String {
         .collect()
 }
 
-/// Most confidently positive, most confidently negative, worst mistakes.
+/// Most confidently positive, most confidently negative, worst mistakes
+/// (by the 10-crop probability; ties by image name).
 fn sample_groups(rows: &[Prediction]) -> Vec<(&'static str, Vec<Prediction>)> {
-    let mut by_p: Vec<&Prediction> = rows.iter().collect();
-    by_p.sort_by(|a, b| b.p_positive_oversample.total_cmp(&a.p_positive_oversample).then_with(|| a.image.cmp(&b.image)));
-    let most_positive = by_p.iter().filter(|r| r.p_positive_oversample > 0.5).take(SAMPLES).map(|r| (*r).clone()).collect();
-    let most_negative = by_p.iter().rev().filter(|r| r.p_positive_oversample < 0.5).take(SAMPLES).map(|r| (*r).clone()).collect();
-    let error = |r: &Prediction| (r.label as f32 - r.p_positive_oversample).abs();
-    let mut wrong: Vec<&Prediction> = rows.iter().filter(|r| error(r) > 0.5).collect();
-    wrong.sort_by(|a, b| error(b).total_cmp(&error(a)).then_with(|| a.image.cmp(&b.image)));
-    vec![
-        ("Most confidently positive", most_positive),
-        ("Most confidently negative", most_negative),
-        ("Worst mistakes", wrong.into_iter().take(SAMPLES).cloned().collect()),
-    ]
+    let mut by_name: Vec<&Prediction> = rows.iter().collect();
+    by_name.sort_by(|a, b| a.image.cmp(&b.image));
+    let labels: Vec<usize> = by_name.iter().map(|r| r.label).collect();
+    let p: Vec<f32> = by_name.iter().map(|r| r.p_positive_oversample).collect();
+    let chosen = super::maps::choose(&labels, &p, 3 * SAMPLES);
+    [("positive", "Most confidently positive"), ("negative", "Most confidently negative"), ("mistake", "Worst mistakes")]
+        .into_iter()
+        .map(|(group, title)| (title, chosen.iter().filter(|(g, _)| *g == group).map(|&(_, i)| by_name[i].clone()).collect()))
+        .collect()
 }
 
 /// Small JPEG thumbnails of the sample images, embedded (for the HTML only:
 /// the Markdown, which may be committed, names the files instead).
-fn thumbnails_html(groups: &[(&str, Vec<Prediction>)], map_of: impl Fn(&Prediction) -> Result<String>) -> String {
+fn thumbnails_html(groups: &[(&str, Vec<Prediction>)], map_of: impl Fn(&Prediction, &image::RgbImage) -> Result<String>) -> String {
     let mut s = String::from("<div class=\"samples\">");
     for (title, rows) in groups {
         let _ = write!(s, "<h3>{}</h3><div class=\"row\">", escape(title));
         for r in rows {
-            let img = match thumbnail(&r.path) {
-                Ok(data) => format!("<img alt=\"{0}\" src=\"data:image/jpeg;base64,{data}\">", escape(&r.image)),
-                Err(e) => format!("<span class=\"missing\">{}: {}</span>", escape(&r.image), escape(&e.to_string())),
-            };
-            let map = match map_of(r) {
-                Ok(data) => format!("<img alt=\"sentiment map of {0}\" src=\"data:image/jpeg;base64,{data}\">", escape(&r.image)),
-                Err(e) => format!("<span class=\"missing\">no map: {}</span>", escape(&format!("{e:#}"))),
+            // Decoded once, for the thumbnail and for the map.
+            let (img, map) = match crate::preprocess::decode::decode_file(&r.path, crate::preprocess::DEFAULT_MAX_PIXELS) {
+                Ok(decoded) => {
+                    let img = match jpeg_base64(&decoded) {
+                        Ok(data) => format!("<img alt=\"{0}\" src=\"data:image/jpeg;base64,{data}\">", escape(&r.image)),
+                        Err(e) => format!("<span class=\"missing\">{}: {}</span>", escape(&r.image), escape(&e.to_string())),
+                    };
+                    let map = match map_of(r, &decoded) {
+                        Ok(data) => format!("<img alt=\"sentiment map of {0}\" src=\"data:image/jpeg;base64,{data}\">", escape(&r.image)),
+                        Err(e) => format!("<span class=\"missing\">no map: {}</span>", escape(&format!("{e:#}"))),
+                    };
+                    (img, map)
+                }
+                Err(e) => (format!("<span class=\"missing\">{}: {}</span>", escape(&r.image), escape(&e.to_string())), String::new()),
             };
             let label = if r.label == 1 { "positive" } else { "negative" };
             let _ = write!(s, "<figure>{img}{map}<figcaption>{}<br>true {label}, p(positive) {:.2}</figcaption></figure>", escape(&r.image), r.p_positive_oversample);
@@ -269,11 +274,6 @@ fn thumbnails_html(groups: &[(&str, Vec<Prediction>)], map_of: impl Fn(&Predicti
     }
     s.push_str("</div>");
     s
-}
-
-fn thumbnail(path: &Path) -> Result<String> {
-    let img = crate::preprocess::decode::decode_file(path, crate::preprocess::DEFAULT_MAX_PIXELS)?;
-    jpeg_base64(&img)
 }
 
 fn jpeg_base64(img: &image::RgbImage) -> Result<String> {
@@ -295,7 +295,7 @@ struct SampleMaps<'a> {
 }
 
 impl SampleMaps<'_> {
-    fn thumbnail(&self, r: &Prediction) -> Result<String> {
+    fn thumbnail(&self, r: &Prediction, original: &image::RgbImage) -> Result<String> {
         let index = self.dataset.items.iter().position(|i| i.name == r.image).with_context(|| format!("{} is not in the dataset", r.image))?;
         let fold = self.dataset.folds.iter().find(|f| f.test.contains(&index)).with_context(|| format!("no fold holds {} out", r.image))?.number;
         let loaded = self.nets.borrow().get(&fold).cloned();
@@ -310,10 +310,9 @@ impl SampleMaps<'_> {
         };
         let (net, pre) = &*model;
         let mapper = crate::eval::maps::Mapper::new(net, None, None).map_err(anyhow::Error::msg)?;
-        let original = crate::preprocess::decode::decode_file(&r.path, crate::preprocess::DEFAULT_MAX_PIXELS)?;
-        let m = crate::eval::maps::image_map(&mapper, pre, &pre.resize_image(&original), crate::eval::scoring::Views::TenCrop);
+        let m = crate::eval::maps::image_map(&mapper, pre, &pre.resize_image(original), crate::eval::scoring::Views::TenCrop);
         // The thumbnail's caption strip would be unreadable at 160 px: the figure's caption says it.
-        let picture = super::overlay::overlay(&original, &m.map, "", 480)?;
+        let picture = super::overlay::overlay(original, &m.map, "", 480)?;
         jpeg_base64(&picture)
     }
 }
