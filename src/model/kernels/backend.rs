@@ -72,10 +72,16 @@ pub trait Kernels: Backend {
     fn deepsent_channel_affine(x: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, relu_max: Option<f32>) -> FloatTensor<Self> {
         burn_ops::channel_affine::<Self>(x, a, b, relu_max)
     }
-    /// Gradients of [`Self::deepsent_channel_affine`] before its activation
-    /// (`du`): x's (when `want_x`), a's and b's.
+    /// Gradients of [`Self::deepsent_channel_affine`] without an activation,
+    /// from its output's gradient `du`: x's (when `want_x`), a's and b's.
     fn deepsent_channel_affine_backward(x: FloatTensor<Self>, a: FloatTensor<Self>, du: FloatTensor<Self>, want_x: bool) -> (Option<FloatTensor<Self>>, FloatTensor<Self>, FloatTensor<Self>) {
         burn_ops::channel_affine_backward::<Self>(x, a, du, want_x)
+    }
+    /// The same through the activation clipped at `max`, from its `output`
+    /// and the output's gradient `grad`.
+    fn deepsent_channel_affine_relu_backward(x: FloatTensor<Self>, a: FloatTensor<Self>, output: FloatTensor<Self>, grad: FloatTensor<Self>, max: f32, want_x: bool) -> (Option<FloatTensor<Self>>, FloatTensor<Self>, FloatTensor<Self>) {
+        let du = Self::deepsent_relu_backward(output, grad, max);
+        Self::deepsent_channel_affine_backward(x, a, du, want_x)
     }
     /// A fully connected layer: `x (N × K) · weightᵀ (K × O) + bias (O)`.
     fn deepsent_inner_product(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -317,6 +323,20 @@ fn flex_sgd_step(w: FlexTensor, h: FlexTensor, g: FlexTensor, anchor: Option<Fle
 }
 
 /// The tensor itself when its storage is exactly its values in order, else a contiguous copy.
+/// The channel affine map's gradients on the CPU in one pass
+/// ([`affine::backward`]), through the activation when `relu` gives its
+/// output and clip; x's gradient takes the place of the output's (usually a
+/// dense tensor of its own).
+fn flex_channel_affine_backward(x: FlexTensor, a: FlexTensor, relu: Option<(FlexTensor, f32)>, grad: FlexTensor, want_x: bool) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+    let shape = x.shape();
+    let (c, plane) = (shape[1], shape[2] * shape[3]);
+    let mut grad = dense(grad);
+    let (mut da, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
+    let output = relu.as_ref().map(|(y, max)| (values(y), *max));
+    affine::backward(&values(&x), &values(&a), output.as_ref().map(|(y, max)| (&y[..], *max)), plane, grad.storage_mut::<f32>(), want_x, &mut da, &mut db);
+    (want_x.then_some(grad), tensor(da, vec![c]), tensor(db, vec![c]))
+}
+
 fn dense(t: FlexTensor) -> FlexTensor {
     if t.is_contiguous() && t.layout().start_offset() == 0 && t.storage::<f32>().len() == t.shape().num_elements() {
         t
@@ -446,8 +466,8 @@ impl Kernels for Flex {
             return burn_ops::channel_affine::<Flex>(x, a, b, relu_max);
         }
         let shape = x.shape();
-        let mut y = vec![0.0f32; shape.num_elements()];
-        affine::forward(&values(&x), &values(&a), &values(&b), relu_max, shape[2] * shape[3], &mut y);
+        // SAFETY: forward writes every value.
+        let y = unsafe { written(shape.num_elements(), |y| affine::forward(&values(&x), &values(&a), &values(&b), relu_max, shape[2] * shape[3], y)) };
         tensor(y, shape.to_vec())
     }
 
@@ -455,13 +475,15 @@ impl Kernels for Flex {
         if !ours(&[&x, &a, &du]) {
             return burn_ops::channel_affine_backward::<Flex>(x, a, du, want_x);
         }
-        let shape = x.shape();
-        let c = shape[1];
-        let plane = shape[2] * shape[3];
-        let mut dx = want_x.then(|| vec![0.0f32; shape.num_elements()]);
-        let (mut da, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
-        affine::backward(&values(&x), &values(&a), &values(&du), plane, dx.as_deref_mut(), &mut da, &mut db);
-        (dx.map(|d| tensor(d, shape.to_vec())), tensor(da, vec![c]), tensor(db, vec![c]))
+        flex_channel_affine_backward(x, a, None, du, want_x)
+    }
+
+    fn deepsent_channel_affine_relu_backward(x: FlexTensor, a: FlexTensor, output: FlexTensor, grad: FlexTensor, max: f32, want_x: bool) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+        if !ours(&[&x, &a, &output, &grad]) {
+            let du = Self::deepsent_relu_backward(output, grad, max);
+            return burn_ops::channel_affine_backward::<Flex>(x, a, du, want_x);
+        }
+        flex_channel_affine_backward(x, a, Some((output, max)), grad, want_x)
     }
 
     fn deepsent_inner_product(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
@@ -654,14 +676,15 @@ impl<B: Backend + Kernels> Backward<B, 3> for ChannelAffineBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [node_x, node_a, node_b] = ops.parents;
-        let mut grad = grads.consume::<B>(&ops.node);
+        let grad = grads.consume::<B>(&ops.node);
         let (x_state, a_state, relu) = ops.state;
-        if let Some((output, max)) = relu {
-            grad = B::deepsent_relu_backward(output, grad, max);
-        }
         let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
         let a = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(a_state);
-        let (dx, da, db) = B::deepsent_channel_affine_backward(x, a, grad, node_x.is_some());
+        let want_x = node_x.is_some();
+        let (dx, da, db) = match relu {
+            Some((output, max)) => B::deepsent_channel_affine_relu_backward(x, a, output, grad, max, want_x),
+            None => B::deepsent_channel_affine_backward(x, a, grad, want_x),
+        };
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<B>(node.id, dx);
         }
