@@ -586,9 +586,9 @@ impl Kernels for Flex {
         }
         let shape = x.shape();
         let g = pool_geometry(&shape, kernel, stride, padding, ceil);
-        let mut dx = vec![0.0f32; shape.num_elements()];
         let indices = indices.to_contiguous();
-        pool::backward(&g, &values(&output_grad), indices.as_slice::<i32>().expect("i32 indices"), &mut dx);
+        // SAFETY: backward writes every value.
+        let dx = unsafe { written(shape.num_elements(), |dx| pool::backward(&g, &values(&output_grad), indices.as_slice::<i32>().expect("i32 indices"), dx)) };
         tensor(dx, shape.to_vec())
     }
 }
