@@ -400,14 +400,21 @@ const MAX_JSON_MAP: usize = 256;
 /// "size", "map": [[…]]}`, positive values evidence for positive.
 async fn explain(State(app): State<Arc<App>>, Query(q): Query<ExplainQuery>, headers: HeaderMap, request: Request) -> Response {
     let json = match q.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("png") => false,
-        Some("json") => true,
-        Some(other) => return problem(StatusCode::BAD_REQUEST, format!("format {other:?}: png or json")),
+        None | Some("png") => Ok(false),
+        Some("json") => Ok(true),
+        Some(other) => Err(format!("format {other:?}: png or json")),
     };
     let size = q.size.unwrap_or(64);
-    if !(1..=MAX_JSON_MAP).contains(&size) {
-        return problem(StatusCode::BAD_REQUEST, format!("size {size}: between 1 and {MAX_JSON_MAP}"));
-    }
+    let (json, size) = match json.and_then(|json| if (1..=MAX_JSON_MAP).contains(&size) { Ok((json, size)) } else { Err(format!("size {size}: between 1 and {MAX_JSON_MAP}")) }) {
+        Ok(query) => query,
+        Err(why) => {
+            // Read the body first: answered unread, hyper closes the
+            // connection under a client still sending it (a broken pipe, not
+            // this answer).
+            discard_body(request.into_body(), app.limits.max_body).await;
+            return problem(StatusCode::BAD_REQUEST, why);
+        }
+    };
     let (mut decoded, _permit) = match receive_images(&app, q.name, &headers, request, true).await {
         Ok(d) => d,
         Err(r) => return r,
