@@ -55,6 +55,8 @@ impl DeviceChoice {
 
     /// The burn device; an error names the cargo feature this build lacks.
     pub fn device(self) -> Result<Device, String> {
+        // Unused in a build with every GPU feature.
+        #[cfg_attr(all(feature = "cuda", feature = "wgpu"), allow(unused_variables))]
         let missing = |feature: &str| format!("device {self}: this deepsent was built without the `{feature}` feature (cargo build --release --features {feature})");
         match self {
             DeviceChoice::Cpu => Ok(Device::flex()),
