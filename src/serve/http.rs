@@ -393,20 +393,30 @@ struct ExplainQuery {
 /// The largest JSON map side: 256 × 256 numbers are already a few MB of text.
 const MAX_JSON_MAP: usize = 256;
 
+impl ExplainQuery {
+    /// What is asked for: JSON (else the overlay PNG), and the JSON map's side.
+    fn answer(&self) -> Result<(bool, usize), String> {
+        let json = match self.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("png") => false,
+            Some("json") => true,
+            Some(other) => return Err(format!("format {other:?}: png or json")),
+        };
+        let size = self.size.unwrap_or(64);
+        if !(1..=MAX_JSON_MAP).contains(&size) {
+            return Err(format!("size {size}: between 1 and {MAX_JSON_MAP}"));
+        }
+        Ok((json, size))
+    }
+}
+
 /// `POST /v1/explain`: one image (as `/v1/predict` takes it, with its limits
 /// and errors) → its sentiment map: the overlay PNG (red positive, blue
 /// negative; the answer also in the `x-positive` and `x-label` headers), or
 /// with `?format=json` `{"name", "positive", "label", "method", "layer",
 /// "size", "map": [[…]]}`, positive values evidence for positive.
 async fn explain(State(app): State<Arc<App>>, Query(q): Query<ExplainQuery>, headers: HeaderMap, request: Request) -> Response {
-    let json = match q.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("png") => Ok(false),
-        Some("json") => Ok(true),
-        Some(other) => Err(format!("format {other:?}: png or json")),
-    };
-    let size = q.size.unwrap_or(64);
-    let (json, size) = match json.and_then(|json| if (1..=MAX_JSON_MAP).contains(&size) { Ok((json, size)) } else { Err(format!("size {size}: between 1 and {MAX_JSON_MAP}")) }) {
-        Ok(query) => query,
+    let (json, size) = match q.answer() {
+        Ok(answer) => answer,
         Err(why) => {
             // Read the body first: answered unread, hyper closes the
             // connection under a client still sending it (a broken pipe, not

@@ -322,7 +322,6 @@ fn flex_sgd_step(w: FlexTensor, h: FlexTensor, g: FlexTensor, anchor: Option<Fle
     (w, h)
 }
 
-/// The tensor itself when its storage is exactly its values in order, else a contiguous copy.
 /// The channel affine map's gradients on the CPU in one pass
 /// ([`affine::backward`]), through the activation when `relu` gives its
 /// output and clip; x's gradient takes the place of the output's (usually a
@@ -337,6 +336,7 @@ fn flex_channel_affine_backward(x: FlexTensor, a: FlexTensor, relu: Option<(Flex
     (want_x.then_some(grad), tensor(da, vec![c]), tensor(db, vec![c]))
 }
 
+/// The tensor itself when its storage is exactly its values in order, else a contiguous copy.
 fn dense(t: FlexTensor) -> FlexTensor {
     if t.is_contiguous() && t.layout().start_offset() == 0 && t.storage::<f32>().len() == t.shape().num_elements() {
         t
