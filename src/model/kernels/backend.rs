@@ -511,8 +511,8 @@ impl Kernels for Flex {
             return burn_ops::inner_product_weight_grad::<Flex>(x, output_grad);
         }
         let g = inner_product::Geometry { batch: x.shape()[0], inputs: x.shape()[1], outputs: output_grad.shape()[1] };
-        let mut dw = vec![0.0f32; g.outputs * g.inputs];
-        inner_product::weight_grad(&g, &values(&x), &values(&output_grad), &mut dw);
+        // SAFETY: the product writes every value.
+        let dw = unsafe { written(g.outputs * g.inputs, |dw| inner_product::weight_grad_into(&g, &values(&x), &values(&output_grad), dw)) };
         tensor(dw, vec![g.outputs, g.inputs])
     }
 

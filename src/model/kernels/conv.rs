@@ -16,6 +16,7 @@
 //! hands the threads to `gemm` instead.
 
 use super::gemm::{matmul, matmul_into, Mat};
+use super::winograd;
 use super::uninit::{as_writable, assume_written};
 use std::mem::MaybeUninit;
 use rayon::prelude::*;
@@ -177,6 +178,14 @@ fn col2im(g: &Geometry, cols: &[f32], c0: usize, image: &mut [f32]) {
     }
 }
 
+/// Whether 3×3 convolutions of stride 1 go through [`winograd`] (the
+/// default), or all through the column matrix: `DEEPSENT_WINOGRAD=off`, to
+/// measure one against the other.
+fn winograd_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("DEEPSENT_WINOGRAD").map_or(true, |v| v != "off"))
+}
+
 /// How images are spread: over threads when there are enough, otherwise inside each gemm.
 fn gemm_threads(g: &Geometry) -> usize {
     let t = rayon::current_num_threads();
@@ -211,6 +220,9 @@ pub fn forward_into(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]
             }
         }
     };
+    if winograd::applies(g) && winograd_on() {
+        return winograd::forward_into(g, x, Block { stride: g.image_len(), offset: 0 }, weight, bias, relu_max, out, block);
+    }
     if g.depthwise() {
         assert_eq!(block, g.whole(), "a depthwise convolution writes a buffer of its own");
         super::depthwise::forward(g, x, weight, out);
@@ -264,6 +276,11 @@ pub fn input_grad_from(g: &Geometry, weight: &[f32], dy: &[f32], block: Block, d
     if g.depthwise() {
         assert_eq!(block, g.whole(), "a depthwise convolution reads a gradient of its own");
         return super::depthwise::input_grad(g, weight, dy, dx);
+    }
+    if let Some(gt) = winograd::input_grad_geometry(g).filter(|_| winograd_on()) {
+        let flipped = winograd::flipped_weights(g, weight);
+        // SAFETY: the forward pass writes every value of dx.
+        return winograd::forward_into(&gt, dy, block, &flipped, None, None, unsafe { as_writable(dx) }, gt.whole());
     }
     let threads = gemm_threads(g);
     let (rows, plane, og) = (g.col_rows(), g.out_plane(), g.out_per_group());
@@ -445,7 +462,17 @@ mod tests {
             geometry(2, 3, [8, 9], 3, [3, 3], [2, 3], [(1, 1), (2, 2)], [1, 2], 3),
             // A kernel wider than the padded image on one side.
             geometry(1, 2, [2, 9], 2, [3, 3], [1, 1], [(1, 1), (0, 0)], [1, 1], 1),
+            // Winograd (3×3, stride 1, ≥ 48 channels a group in and out):
+            // sizes that 4×4 tiles overhang, padding 1, 0 and 2, grouped, an
+            // uneven padding (its input gradient through the column matrix).
+            geometry(2, 48, [9, 11], 50, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+            geometry(3, 96, [6, 5], 100, [3, 3], [1, 1], [(0, 0), (2, 2)], [1, 1], 2),
+            geometry(1, 49, [4, 7], 48, [3, 3], [1, 1], [(2, 2), (1, 1)], [1, 1], 1),
+            geometry(2, 48, [8, 8], 48, [3, 3], [1, 1], [(0, 1), (1, 0)], [1, 1], 1),
         ];
+        // The Winograd cases do go through it, both ways but for the uneven padding.
+        assert_eq!(cases.iter().filter(|g| winograd::applies(g)).count(), 4);
+        assert_eq!(cases.iter().filter(|g| winograd::input_grad_geometry(g).is_some()).count(), 3);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for g in cases {
             let x: Vec<f32> = (0..g.batch * g.image_len()).map(|_| rng.gen_range(-1.0..1.0)).collect();

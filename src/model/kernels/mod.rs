@@ -16,6 +16,7 @@ pub mod lrn;
 pub mod pool;
 pub mod sgd;
 mod uninit;
+mod winograd;
 
 pub use backend::{Kernels, Lrn};
 use burn::backend::Dispatch;
