@@ -462,16 +462,20 @@ mod tests {
             geometry(2, 3, [8, 9], 3, [3, 3], [2, 3], [(1, 1), (2, 2)], [1, 2], 3),
             // A kernel wider than the padded image on one side.
             geometry(1, 2, [2, 9], 2, [3, 3], [1, 1], [(1, 1), (0, 0)], [1, 1], 1),
-            // Winograd (3×3, stride 1, ≥ 48 channels a group in and out):
+            // Winograd (3×3 and 5×5, stride 1, ≥ 48 channels a group in and out):
             // sizes that 4×4 tiles overhang, padding 1, 0 and 2, grouped, an
             // uneven padding (its input gradient through the column matrix).
             geometry(2, 48, [9, 11], 50, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
             geometry(3, 96, [6, 5], 100, [3, 3], [1, 1], [(0, 0), (2, 2)], [1, 1], 2),
             geometry(1, 49, [4, 7], 48, [3, 3], [1, 1], [(2, 2), (1, 1)], [1, 1], 1),
             geometry(2, 48, [8, 8], 48, [3, 3], [1, 1], [(0, 1), (1, 0)], [1, 1], 1),
+            // 5×5 as four 3×3 pieces (CaffeNet conv2: padding 2, grouped),
+            // padding 4 and 0; its input gradient through the column matrix.
+            geometry(2, 48, [9, 10], 50, [5, 5], [1, 1], [(2, 2), (2, 2)], [1, 1], 1),
+            geometry(2, 96, [7, 6], 100, [5, 5], [1, 1], [(4, 4), (0, 0)], [1, 1], 2),
         ];
-        // The Winograd cases do go through it, both ways but for the uneven padding.
-        assert_eq!(cases.iter().filter(|g| winograd::applies(g)).count(), 4);
+        // The Winograd cases do go through it, backward too but for the uneven padding and the 5×5.
+        assert_eq!(cases.iter().filter(|g| winograd::applies(g)).count(), 6);
         assert_eq!(cases.iter().filter(|g| winograd::input_grad_geometry(g).is_some()).count(), 3);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for g in cases {

@@ -4,6 +4,9 @@
 //! multiplications per input–output channel pair instead of 144, so the
 //! matrix products, where the time goes, are 4× smaller (2.25–4× in
 //! practice, by the share of tiles that overhang the output's edge).
+//! A 5×5 kernel is four 3×3 ones (its taps split 3 + 2 each way, the rest
+//! zeros) on inputs shifted by 0 and 3: 144 multiplications per 4×4 block
+//! instead of 400, the four summed inside the one matrix product.
 //!
 //! Per chunk of images, in three passes, each vectorised along the tiles:
 //! 1. every channel's 6×6 patches to the Winograd domain, `V = Bᵀ d B`;
@@ -50,28 +53,40 @@ const G: [[f32; 3]; PATCH] = [
     [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
     [0.0, 0.0, 1.0],
 ];
-/// Whether this kernel computes `g`'s forward pass: 3×3, stride 1, no
-/// dilation, padding of at most 2 (more would leave tiles of padding only),
-/// and enough channels per group on both sides.
+/// Whether this kernel computes `g`'s forward pass: 3×3 or 5×5, stride 1,
+/// no dilation, padding less than the kernel (more would leave tiles of
+/// padding only), and enough channels per group on both sides. A 5×5 kernel
+/// also needs no more inputs than outputs: its input transform, four
+/// patches per input channel, then outweighs the product's saving (CaffeNet's
+/// conv2: forward, 48 in and 128 out a group, 48 → 36 ms; its input
+/// gradient, 128 in and 48 out, 100 → 130 ms).
 pub fn applies(g: &Geometry) -> bool {
-    g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.pad[0] <= 2 && g.pad[1] <= 2 && g.channels.min(g.outputs) / g.groups >= MIN_CHANNELS
+    let k = g.kernel[0];
+    let (cg, og) = (g.channels / g.groups, g.outputs / g.groups);
+    (k == 3 || (k == 5 && cg <= og)) && g.kernel[1] == k && g.stride == [1, 1] && g.dilation == [1, 1] && g.pad[0] < k && g.pad[1] < k && cg.min(og) >= MIN_CHANNELS
+}
+
+/// 3×3 kernels per side that `g`'s kernel splits into.
+fn split(g: &Geometry) -> usize {
+    g.kernel[0].div_ceil(3)
 }
 
 /// The convolution whose forward pass is `g`'s input gradient, when this
 /// kernel computes it: the padding the same before and after, so that the
-/// output gradient padded by 2 − pad, correlated with the flipped kernel,
-/// has the input's size.
+/// output gradient padded by k − 1 − pad, correlated with the flipped
+/// kernel, has the input's size.
 pub fn input_grad_geometry(g: &Geometry) -> Option<Geometry> {
-    let symmetric = g.out_height + 2 == g.height + 2 * g.pad[0] && g.out_width + 2 == g.width + 2 * g.pad[1];
+    let k = g.kernel[0];
+    let symmetric = g.out_height + k - 1 == g.height + 2 * g.pad[0] && g.out_width + k - 1 == g.width + 2 * g.pad[1];
     let gt = Geometry {
         batch: g.batch,
         channels: g.outputs,
         height: g.out_height,
         width: g.out_width,
         outputs: g.channels,
-        kernel: [3, 3],
+        kernel: g.kernel,
         stride: [1, 1],
-        pad: [2usize.checked_sub(g.pad[0])?, 2usize.checked_sub(g.pad[1])?],
+        pad: [(k - 1).checked_sub(g.pad[0])?, (k - 1).checked_sub(g.pad[1])?],
         dilation: [1, 1],
         groups: g.groups,
         out_height: g.height,
@@ -80,24 +95,46 @@ pub fn input_grad_geometry(g: &Geometry) -> Option<Geometry> {
     (applies(g) && symmetric && applies(&gt)).then_some(gt)
 }
 
-/// `g`'s weights (O × C/groups × 3 × 3) as the weights of its
-/// [`input_grad_geometry`] (C × O/groups × 3 × 3): per group transposed,
+/// `g`'s weights (O × C/groups × k × k) as the weights of its
+/// [`input_grad_geometry`] (C × O/groups × k × k): per group transposed,
 /// each kernel turned by 180°.
 pub fn flipped_weights(g: &Geometry, weight: &[f32]) -> Vec<f32> {
     let (cg, og) = (g.channels / g.groups, g.outputs / g.groups);
+    let taps = g.kernel[0] * g.kernel[1];
     let mut flipped = vec![0.0f32; weight.len()];
     for group in 0..g.groups {
         for o in 0..og {
             for c in 0..cg {
-                let src = &weight[((group * og + o) * cg + c) * 9..][..9];
-                let dst = &mut flipped[((group * cg + c) * og + o) * 9..][..9];
-                for k in 0..9 {
-                    dst[k] = src[8 - k];
-                }
+                let src = &weight[((group * og + o) * cg + c) * taps..][..taps];
+                let dst = &mut flipped[((group * cg + c) * og + o) * taps..][..taps];
+                dst.iter_mut().zip(src.iter().rev()).for_each(|(d, &s)| *d = s);
             }
         }
     }
     flipped
+}
+
+/// Each k × k kernel as its split² 3×3 kernels, row of pieces after row
+/// (taps past the kernel's edge are zeros): O × C/groups × split² × 3 × 3.
+fn split_kernels(g: &Geometry, weight: &[f32]) -> Vec<f32> {
+    let (k, split) = (g.kernel[0], split(g));
+    if split == 1 {
+        return weight.to_vec();
+    }
+    let mut pieces = vec![0.0f32; weight.len() / (k * k) * split * split * 9];
+    for (kernel, out) in weight.chunks_exact(k * k).zip(pieces.chunks_exact_mut(split * split * 9)) {
+        for (piece, taps) in out.chunks_exact_mut(9).enumerate() {
+            let (a, b) = (piece / split * 3, piece % split * 3);
+            for i in 0..3 {
+                for j in 0..3 {
+                    if a + i < k && b + j < k {
+                        taps[i * 3 + j] = kernel[(a + i) * k + b + j];
+                    }
+                }
+            }
+        }
+    }
+    pieces
 }
 
 /// Forward pass of a convolution where [`applies`]: image n of the input at
@@ -109,27 +146,29 @@ pub fn forward_into(g: &Geometry, x: &[f32], input: Block, weight: &[f32], bias:
     debug_assert!(applies(g));
     let image_len = g.channels * g.height * g.width;
     assert!(input.offset + image_len <= input.stride && x.len() >= (g.batch - 1) * input.stride + input.offset + image_len);
-    assert_eq!(weight.len(), g.outputs * g.channels / g.groups * 9);
+    assert_eq!(weight.len(), g.outputs * g.channels / g.groups * g.kernel[0] * g.kernel[1]);
+    let pieces = split(g) * split(g);
     assert_eq!(out.len(), g.batch * block.stride);
     assert!(block.offset + g.out_image_len() <= block.stride);
     let tiles = Tiles::of(g);
     let images_per_chunk = (CHUNK_TILES / tiles.per_image).clamp(1, g.batch);
     let most = images_per_chunk * tiles.per_image;
     let [mut u, mut v, mut m] = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let pairs = g.outputs * g.channels / g.groups;
-    for (buffer, len) in [(&mut u, POINTS * pairs), (&mut v, g.channels * POINTS * most), (&mut m, POINTS * g.outputs * most)] {
+    // One 3×3 kernel per output, input channel and piece.
+    let pairs = g.outputs * g.channels / g.groups * pieces;
+    for (buffer, len) in [(&mut u, POINTS * pairs), (&mut v, g.channels * pieces * POINTS * most), (&mut m, POINTS * g.outputs * most)] {
         if buffer.len() < len {
             buffer.resize(len, 0.0);
         }
     }
-    transform_weights(weight, pairs, &mut u[..POINTS * pairs]);
+    transform_weights(&split_kernels(g, weight), pairs, &mut u[..POINTS * pairs]);
     // MaybeUninit<f32> has f32's layout; values are only written through it.
     let out = Shared(out.as_mut_ptr().cast());
     for first in (0..g.batch).step_by(images_per_chunk) {
         let chunk = Chunk { first, images: images_per_chunk.min(g.batch - first), tiles };
         let n = chunk.tiles();
-        let gather = Gather::of(&chunk);
-        v[..g.channels * POINTS * n].par_chunks_mut(POINTS * n).enumerate().for_each_init(Vec::new, |scratch, (c, vc)| transform_input(g, x, input, &chunk, &gather, c, vc, scratch));
+        let gather = Gather::of(g, &chunk);
+        v[..g.channels * pieces * POINTS * n].par_chunks_mut(pieces * POINTS * n).enumerate().for_each_init(Vec::new, |scratch, (c, vc)| transform_input(g, x, input, &chunk, &gather, c, vc, scratch));
         multiply(g, &u, &v, n, &mut m[..POINTS * g.outputs * n]);
         let m = &m;
         (0..g.outputs).into_par_iter().for_each_init(
@@ -233,9 +272,11 @@ fn transform_weights(weight: &[f32], pairs: usize, u: &mut [f32]) {
 /// Where each tile's 36 inputs lie in a chunk's padded planes, and how those are laid out.
 struct Gather {
     /// Padded plane: the input at offset (pad, pad), zeros around, as many
-    /// rows and columns as the tiles reach.
+    /// rows and columns as the tiles' patches reach.
     height: usize,
     width: usize,
+    /// 3×3 pieces per side of the kernel, whose patches start 3 apart.
+    split: usize,
     /// `index[k · stride + t]`: tile t's input k (row-major in its 6×6 patch)
     /// in the chunk's padded planes, image after image; 0 past the last tile,
     /// so that every vector of tiles reads a whole vector of indices.
@@ -246,9 +287,11 @@ struct Gather {
 }
 
 impl Gather {
-    fn of(chunk: &Chunk) -> Gather {
+    fn of(g: &Geometry, chunk: &Chunk) -> Gather {
         let tiles = chunk.tiles;
-        let (height, width) = (tiles.rows * TILE + PATCH - TILE, tiles.cols * TILE + PATCH - TILE);
+        let split = split(g);
+        let reach = PATCH - TILE + 3 * (split - 1);
+        let (height, width) = (tiles.rows * TILE + reach, tiles.cols * TILE + reach);
         let n = chunk.tiles();
         let stride = n.next_multiple_of(LANES);
         let mut index = vec![0u32; POINTS * stride];
@@ -264,12 +307,14 @@ impl Gather {
                 }
             }
         }
+        // The last piece's patch of the last tile ends at the plane's last value.
         let largest = chunk.images * height * width - 1;
-        Gather { height, width, index, stride, largest }
+        Gather { height, width, split, index, stride, largest }
     }
 }
 
-/// Channel `c`'s patches of the chunk's images into `vc` (36 rows of the chunk's tiles).
+/// Channel `c`'s patches of the chunk's images into `vc`: per piece of the
+/// kernel, 36 rows of the chunk's tiles.
 #[allow(clippy::too_many_arguments)]
 fn transform_input(g: &Geometry, x: &[f32], input: Block, chunk: &Chunk, gather: &Gather, c: usize, vc: &mut [f32], scratch: &mut Vec<f32>) {
     let n = chunk.tiles();
@@ -289,26 +334,38 @@ fn transform_input(g: &Geometry, x: &[f32], input: Block, chunk: &Chunk, gather:
         }
     }
     assert!(gather.index.len() >= POINTS * gather.stride && padded_len > gather.largest);
-    for t0 in (0..n).step_by(LANES) {
-        let len = LANES.min(n - t0);
-        let mut d = [[0.0f32; LANES]; POINTS];
-        for (k, lanes) in d.iter_mut().enumerate() {
-            let index: &[u32; LANES] = gather.index[k * gather.stride + t0..][..LANES].try_into().unwrap();
-            for (v, &i) in lanes.iter_mut().zip(index) {
-                // SAFETY: every index is at most `largest`, within `padded` (checked above).
-                *v = unsafe { *padded.get_unchecked(i as usize) };
-            }
+    for (piece, vc) in vc.chunks_exact_mut(POINTS * n).enumerate() {
+        // The piece's patches start this far from the first piece's.
+        let shift = (piece / gather.split * gather.width + piece % gather.split) * 3;
+        for t0 in (0..n).step_by(LANES) {
+            transform_tiles(padded, gather, shift, n, t0, vc);
         }
-        // V = Bᵀ d B: each column through Bᵀ, then each row.
-        for s in 0..PATCH {
-            let column = input_1d(std::array::from_fn(|r| d[r * PATCH + s]));
-            (0..PATCH).for_each(|i| d[i * PATCH + s] = column[i]);
+    }
+}
+
+/// Tiles t0.. of one piece (a vector of them, fewer at the end) into `vc`.
+#[inline]
+fn transform_tiles(padded: &[f32], gather: &Gather, shift: usize, n: usize, t0: usize, vc: &mut [f32]) {
+    let len = LANES.min(n - t0);
+    let mut d = [[0.0f32; LANES]; POINTS];
+    for (k, lanes) in d.iter_mut().enumerate() {
+        let index: &[u32; LANES] = gather.index[k * gather.stride + t0..][..LANES].try_into().unwrap();
+        for (v, &i) in lanes.iter_mut().zip(index) {
+            // SAFETY: every index plus the shift is at most `largest`, within
+            // `padded` (checked by the caller): `index` is of the first
+            // piece, and the others' patches end where the tiles reach.
+            *v = unsafe { *padded.get_unchecked(i as usize + shift) };
         }
-        for i in 0..PATCH {
-            let row = input_1d(std::array::from_fn(|s| d[i * PATCH + s]));
-            for (j, lanes) in row.iter().enumerate() {
-                vc[(i * PATCH + j) * n + t0..][..len].copy_from_slice(&lanes[..len]);
-            }
+    }
+    // V = Bᵀ d B: each column through Bᵀ, then each row.
+    for s in 0..PATCH {
+        let column = input_1d(std::array::from_fn(|r| d[r * PATCH + s]));
+        (0..PATCH).for_each(|i| d[i * PATCH + s] = column[i]);
+    }
+    for i in 0..PATCH {
+        let row = input_1d(std::array::from_fn(|s| d[i * PATCH + s]));
+        for (j, lanes) in row.iter().enumerate() {
+            vc[(i * PATCH + j) * n + t0..][..len].copy_from_slice(&lanes[..len]);
         }
     }
 }
@@ -353,11 +410,12 @@ fn output_1d(m: [Lanes; PATCH]) -> [Lanes; TILE] {
 
 /// `M[ξ] = U[ξ] · V[ξ]` per point and group: M is 36 × O × tiles, point-major.
 fn multiply(g: &Geometry, u: &[f32], v: &[f32], n: usize, m: &mut [f32]) {
-    let (cg, og) = (g.channels / g.groups, g.outputs / g.groups);
+    // The sum runs over the group's input channels and the kernel's pieces.
+    let (cg, og) = (g.channels / g.groups * split(g) * split(g), g.outputs / g.groups);
     m.par_chunks_mut(g.outputs * n).enumerate().for_each(|(xi, mx)| {
         for group in 0..g.groups {
             let a = Mat::rows(&u[xi * g.outputs * cg + group * og * cg..], cg);
-            // V is channel-major: channel c's row for point ξ at (c · 36 + ξ) · n.
+            // V is (channel, piece)-major: that pair's row for point ξ at (pair · 36 + ξ) · n.
             let b = Mat::with_row_stride(&v[group * cg * POINTS * n + xi * n..], POINTS * n);
             matmul(&mut mx[group * og * n..(group + 1) * og * n], false, [og, n, cg], a, b, 1);
         }
