@@ -128,6 +128,7 @@ fn config() -> CrossvalConfig {
         folds: vec![1],
         search: vec!["base_lr=0.001,0.01".parse().unwrap(), "schedule=step,cosine".parse().unwrap()],
         holdout: 0.2,
+        inner_folds: 0,
     }
 }
 
@@ -147,6 +148,34 @@ fn the_search_never_reads_the_outer_test_part() {
     // The poison works: one poisoned training image stops the search.
     let (dataset, cache) = tiny_dataset(|i| i == 3 || i >= 30);
     let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config(), eval_batch: 8, device: &deepsent::model::device::cpu() };
+    let other = tempfile::tempdir().unwrap();
+    let touched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(other.path()).fold(1))));
+    assert!(touched.is_err() || touched.unwrap().is_err(), "a poisoned training image went unnoticed");
+}
+
+#[test]
+fn a_search_by_inner_folds_reads_only_the_training_part_and_averages_its_folds() {
+    let backbone = tiny_backbone();
+    let ops = parse_ops("replace:fc:2").unwrap();
+    let config = CrossvalConfig { search: vec!["base_lr=0.001,0.01".parse().unwrap()], inner_folds: 3, ..config() };
+    // Every test image poisoned: the search succeeds, each point over 3 inner folds of the 30 training images.
+    let (dataset, cache) = tiny_dataset(|i| i >= 30);
+    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config.clone(), eval_batch: 8, device: &deepsent::model::device::cpu() };
+    let dir = tempfile::tempdir().unwrap();
+    let (_, record) = search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(dir.path()).fold(1)).unwrap();
+    assert_eq!((record.inner_folds, record.inner_train, record.inner_val), (3, 20, 10));
+    for p in &record.points {
+        assert_eq!(p.split_accuracies.len(), 3);
+        let mean = p.split_accuracies.iter().sum::<f64>() / 3.0;
+        assert!((p.val_accuracy - mean).abs() < 1e-12, "{} vs the mean {mean}", p.val_accuracy);
+        assert_eq!(p.images_trained, 3 * config.recipe.solver.iterations(20) * config.recipe.solver.batch);
+    }
+    // Read back, not trained again: the same record.
+    let (_, again) = search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(dir.path()).fold(1)).unwrap();
+    assert_eq!(serde_json::to_string(&again).unwrap(), serde_json::to_string(&record).unwrap());
+    // One poisoned training image stops it: every training image is scored in some inner fold.
+    let (dataset, cache) = tiny_dataset(|i| i == 3 || i >= 30);
+    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config, eval_batch: 8, device: &deepsent::model::device::cpu() };
     let other = tempfile::tempdir().unwrap();
     let touched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(other.path()).fold(1))));
     assert!(touched.is_err() || touched.unwrap().is_err(), "a poisoned training image went unnoticed");

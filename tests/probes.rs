@@ -149,6 +149,7 @@ fn probe_command_on_the_real_twitter_fold() {
         folds: vec![1, 2, 3, 4, 5],
         search: vec![],
         holdout: 0.2,
+        inner_folds: 0,
     };
     std::fs::write(run.path().join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
     let probe = || common::deepsent().args(["probe", "--pretrained", "--layers", "pool_final", "--fold", "1", "--root"]).arg(&root).arg("--run").arg(run.path()).output().unwrap();

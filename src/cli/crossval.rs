@@ -38,15 +38,22 @@ pub struct CrossvalArgs {
     /// Fraction of each fold's training part held out to score --search.
     #[arg(long, default_value_t = deepsent::eval::search::DEFAULT_HOLDOUT)]
     holdout: f64,
+    /// Score --search by K stratified inner folds of each fold's training part
+    /// (the mean of K held-out scores) instead of one held-out slice.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    inner_folds: usize,
 }
 
 pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
     let (recipe, ops) = a.recipe.overrides().recipe(&a.model.arch.name()).map_err(anyhow::Error::msg)?.resolved(&a.model.arch.name())?;
     let bench = Workbench::prepare(a.model.arch.clone(), a.model.weights_path()?, &a.data.request()?, a.device.device()?)?;
     let folds = if a.fold.is_empty() { bench.all_folds() } else { a.fold.clone() };
-    let config = bench.crossval_config(recipe, folds, a.search.clone(), a.holdout);
+    let config = bench.crossval_config(recipe, folds, a.search.clone(), a.holdout, a.inner_folds);
     if !(0.0..1.0).contains(&config.holdout) || config.holdout == 0.0 {
         anyhow::bail!("--holdout {} must be between 0 and 1", config.holdout);
+    }
+    if config.inner_folds == 1 {
+        anyhow::bail!("--inner-folds 1 holds nothing out: use 2 or more, or 0 for one held-out slice (--holdout)");
     }
     // Every point of the grid must be a valid recipe before hours are spent on the first.
     for point in deepsent::eval::search::grid(&config.search) {

@@ -39,6 +39,13 @@ pub struct CrossvalConfig {
     /// Fraction of each fold's training part held out to score the search.
     #[serde(default = "default_holdout")]
     pub holdout: f64,
+    /// Inner folds that score the search instead of one held-out slice (0: the slice).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inner_folds: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_holdout() -> f64 {

@@ -101,6 +101,11 @@ impl FoldDir {
         TrainDir::new(self.search().join(format!("point{j}")))
     }
 
+    /// Where point `j` trains on inner fold `s` (from 1), when the search scores by inner folds.
+    pub fn search_split(&self, j: usize, s: usize) -> TrainDir {
+        TrainDir::new(self.search_point(j).path().join(format!("split{s}")))
+    }
+
     /// The held-out score of point `j` (`search::PointScore`), once it is trained.
     pub fn search_score(&self, j: usize) -> PathBuf {
         self.search_point(j).path().join("score.json")

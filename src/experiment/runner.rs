@@ -148,7 +148,7 @@ impl Study {
         for (name, title, dir, overrides) in recipes {
             let (recipe, ops) = overrides.recipe(&backbone).map_err(anyhow::Error::msg)?.resolved(&backbone)?;
             let search = crate::eval::search::parse_keys(overrides.search.as_deref().unwrap_or_default()).map_err(anyhow::Error::msg)?;
-            let config = bench.crossval_config(recipe, folds.clone(), search, overrides.holdout.unwrap_or(crate::eval::search::DEFAULT_HOLDOUT));
+            let config = bench.crossval_config(recipe, folds.clone(), search, overrides.holdout.unwrap_or(crate::eval::search::DEFAULT_HOLDOUT), overrides.inner_folds.unwrap_or(0));
             runs.push(StudyRun { name, title, dir, ops, config });
         }
         let probe_settings = ProbeSettings { layers: exp.probes.layers.clone(), classifiers: exp.probes.classifiers.clone(), search: CSearch { inner_folds: exp.probes.inner_folds, ..CSearch::default() } };

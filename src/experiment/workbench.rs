@@ -46,8 +46,8 @@ impl Workbench {
     }
 
     /// What a cross-validation run of `recipe` (resolved: its surgery as ops) on these folds is.
-    pub fn crossval_config(&self, recipe: Recipe, folds: Vec<usize>, search: Vec<SearchKey>, holdout: f64) -> CrossvalConfig {
-        CrossvalConfig { backbone: self.arch.name(), weights: self.weights_id.clone(), dataset: self.described.clone(), recipe, folds, search, holdout }
+    pub fn crossval_config(&self, recipe: Recipe, folds: Vec<usize>, search: Vec<SearchKey>, holdout: f64, inner_folds: usize) -> CrossvalConfig {
+        CrossvalConfig { backbone: self.arch.name(), weights: self.weights_id.clone(), dataset: self.described.clone(), recipe, folds, search, holdout, inner_folds }
     }
 
     pub fn crossval<'a>(&'a self, ops: &'a [Op], config: CrossvalConfig, eval_batch: usize) -> Crossval<'a> {

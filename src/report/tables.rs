@@ -136,7 +136,13 @@ pub fn describe_solver(s: &SolverSettings, new_lr_mult: f32) -> String {
 fn search_section(r: &CrossvalResults) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "\n## Nested search\n");
-    let _ = writeln!(s, "Each fold's settings were chosen on its training part only: every point below was trained on that part less a stratified held-out slice, and scored on the slice (centre crop); the best held-out accuracy (then the lowest held-out loss) was chosen and trained again on the whole training part. The test part was not used to choose.\n");
+    let inner_folds = r.config.inner_folds;
+    let scored = if inner_folds > 1 {
+        format!("on each of {inner_folds} stratified inner folds of that part, trained on the others and scored on it (centre crop); a point's score is the mean over the inner folds")
+    } else {
+        "on that part less a stratified held-out slice, and scored on the slice (centre crop)".to_string()
+    };
+    let _ = writeln!(s, "Each fold's settings were chosen on its training part only: every point below was trained {scored}; the best held-out accuracy (then the lowest held-out loss) was chosen and trained again on the whole training part. The test part was not used to choose.\n");
     let _ = writeln!(s, "| fold | point | held-out accuracy before → after | held-out loss | largest pretrained change | images trained | seconds |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     let (mut images, mut seconds) = (0usize, 0.0f64);
@@ -159,7 +165,11 @@ fn search_section(r: &CrossvalResults) -> String {
                 p.seconds
             );
         }
-        let _ = writeln!(s, "| {} | held out {} of {} training images | | | | | |", f.fold, x.inner_val, x.inner_val + x.inner_train);
+        if x.inner_folds > 1 {
+            let _ = writeln!(s, "| {} | mean over {} inner folds of the {} training images, each held out in turn | | | | | |", f.fold, x.inner_folds, x.inner_val + x.inner_train);
+        } else {
+            let _ = writeln!(s, "| {} | held out {} of {} training images | | | | | |", f.fold, x.inner_val, x.inner_val + x.inner_train);
+        }
     }
     let _ = writeln!(s, "\nCost of the whole run, search and final training together: {images} training images passed forward and backward, {:.1} hours of training.", seconds / 3600.0);
     s

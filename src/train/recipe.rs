@@ -83,7 +83,7 @@ impl Recipe {
 /// What a command line or an experiment file changes in the paper's recipe:
 /// unset fields keep it, and a surgery preset's own base rate (the paper's
 /// fc6-2) applies where `base_lr` is unset. Also how the recipe is chosen
-/// per fold (`search`, `holdout`), which is not part of the recipe.
+/// per fold (`search`, `holdout`, `inner_folds`), which is not part of the recipe.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecipeOverrides {
@@ -112,10 +112,12 @@ pub struct RecipeOverrides {
     pub search: Option<Vec<String>>,
     /// Fraction of each fold's training part held out to score the search [default: 0.2].
     pub holdout: Option<f64>,
+    /// Inner folds that score the search instead of the held-out slice [default: 0, the slice].
+    pub inner_folds: Option<usize>,
 }
 
 /// The fields of `RecipeOverrides` that say how a recipe is chosen, not what it is.
-const SELECTION_KEYS: [&str; 2] = ["search", "holdout"];
+const SELECTION_KEYS: [&str; 3] = ["search", "holdout", "inner_folds"];
 
 impl RecipeOverrides {
     /// `self` with the fields of `over` that are set.
