@@ -1,7 +1,7 @@
 use super::data::DataArgs;
 use super::model_args::ModelArgs;
 use super::recipe_args::RecipeArgs;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use deepsent::eval::search::SearchKey;
 use deepsent::experiment::workbench::Workbench;
@@ -49,16 +49,7 @@ pub fn run(a: CrossvalArgs) -> Result<ExitCode> {
     let bench = Workbench::prepare(a.model.arch.clone(), a.model.weights_path()?, &a.data.request()?, a.device.device()?)?;
     let folds = if a.fold.is_empty() { bench.all_folds() } else { a.fold.clone() };
     let config = bench.crossval_config(recipe, folds, a.search.clone(), a.holdout, a.inner_folds);
-    if !(0.0..1.0).contains(&config.holdout) || config.holdout == 0.0 {
-        anyhow::bail!("--holdout {} must be between 0 and 1", config.holdout);
-    }
-    if config.inner_folds == 1 {
-        anyhow::bail!("--inner-folds 1 holds nothing out: use 2 or more, or 0 for one held-out slice (--holdout)");
-    }
-    // Every point of the grid must be a valid recipe before hours are spent on the first.
-    for point in deepsent::eval::search::grid(&config.search) {
-        deepsent::eval::search::apply(&config.recipe, &point)?;
-    }
+    config.check_selection().context("--holdout, --inner-folds, --search")?;
     let r = bench.crossval(&ops, config, a.eval_batch).run(&a.out)?;
     println!("fold  centre  10-crop");
     for f in &r.folds {

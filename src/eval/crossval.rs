@@ -48,6 +48,24 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+impl CrossvalConfig {
+    /// Refuses a selection that cannot run (before hours are spent on the
+    /// first fold): a held-out fraction outside (0, 1), one inner fold
+    /// (nothing held out), a point of the grid that is not a valid recipe.
+    pub fn check_selection(&self) -> anyhow::Result<()> {
+        if !(self.holdout > 0.0 && self.holdout < 1.0) {
+            anyhow::bail!("holdout {} must be between 0 and 1", self.holdout);
+        }
+        if self.inner_folds == 1 {
+            anyhow::bail!("inner folds 1 holds nothing out: use 2 or more, or 0 for one held-out slice (holdout)");
+        }
+        for point in super::search::grid(&self.search) {
+            super::search::apply(&self.recipe, &point)?;
+        }
+        Ok(())
+    }
+}
+
 fn default_holdout() -> f64 {
     super::search::DEFAULT_HOLDOUT
 }
@@ -401,5 +419,30 @@ mod unmoved_tests {
         assert!(still.verdict.starts_with("not fine-tuned: the network did not move on any of the 2 folds"), "{}", still.verdict);
         assert!(mostly.verdict.starts_with("mostly not fine-tuned: the network did not move on 2 of 3 folds"), "{}", mostly.verdict);
         assert!(r.verdict.starts_with("the network moved: test accuracy changed by more than one image on 2 of 4 folds"), "{}", r.verdict);
+    }
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::*;
+
+    #[test]
+    fn a_selection_that_cannot_run_is_refused_before_training() {
+        let config = |holdout: f64, inner_folds: usize, search: &str| CrossvalConfig {
+            backbone: "tiny".into(),
+            weights: "random".into(),
+            dataset: "tiny".into(),
+            recipe: crate::train::Recipe::default(),
+            folds: vec![1],
+            search: vec![search.parse().unwrap()],
+            holdout,
+            inner_folds,
+        };
+        assert!(config(0.2, 0, "base_lr=0.001,0.01").check_selection().is_ok());
+        assert!(config(0.2, 3, "base_lr=0.001,0.01").check_selection().is_ok());
+        for (holdout, inner, search, says) in [(0.0, 0, "base_lr=0.01", "between 0 and 1"), (1.0, 0, "base_lr=0.01", "between 0 and 1"), (0.2, 1, "base_lr=0.01", "holds nothing out"), (0.2, 0, "surgery=ft", "not searched")] {
+            let e = config(holdout, inner, search).check_selection().unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{e:#}");
+        }
     }
 }

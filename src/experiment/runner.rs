@@ -149,6 +149,7 @@ impl Study {
             let (recipe, ops) = overrides.recipe(&backbone).map_err(anyhow::Error::msg)?.resolved(&backbone)?;
             let search = crate::eval::search::parse_keys(overrides.search.as_deref().unwrap_or_default()).map_err(anyhow::Error::msg)?;
             let config = bench.crossval_config(recipe, folds.clone(), search, overrides.holdout.unwrap_or(crate::eval::search::DEFAULT_HOLDOUT), overrides.inner_folds.unwrap_or(0));
+            config.check_selection().with_context(|| format!("{name}: search, holdout, inner_folds"))?;
             runs.push(StudyRun { name, title, dir, ops, config });
         }
         let probe_settings = ProbeSettings { layers: exp.probes.layers.clone(), classifiers: exp.probes.classifiers.clone(), search: CSearch { inner_folds: exp.probes.inner_folds, ..CSearch::default() } };
