@@ -40,12 +40,8 @@ pub struct CrossvalConfig {
     #[serde(default = "default_holdout")]
     pub holdout: f64,
     /// Inner folds that score the search instead of one held-out slice (0: the slice).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "super::search::is_zero")]
     pub inner_folds: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 impl CrossvalConfig {

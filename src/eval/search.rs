@@ -180,8 +180,16 @@ impl SearchRecord {
     }
 }
 
-fn is_zero(n: &usize) -> bool {
+/// For `skip_serializing_if`: a count that is 0 (unset) is left out, so that
+/// files written before the field existed read and write back the same.
+pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// A score kept by an earlier run of the search, if there is one.
+fn kept_score(path: &std::path::Path) -> Option<Result<PointScore>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&text).with_context(|| format!("reading {}", path.display())))
 }
 
 /// One split of the fold's training part: the images a point trains on and
@@ -212,8 +220,8 @@ pub fn point(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir, j: usize) -> 
     let points = grid(&cv.config.search);
     let values = points.get(j.wrapping_sub(1)).with_context(|| format!("the search has {} points, not {j}", points.len()))?;
     let score_path = dir.search_score(j);
-    if let Ok(text) = std::fs::read_to_string(&score_path) {
-        return serde_json::from_str(&text).with_context(|| format!("reading {}", score_path.display()));
+    if let Some(kept) = kept_score(&score_path) {
+        return kept;
     }
     let recipe = apply(&cv.config.recipe, values)?;
     let name = format!("fold {} search {j}/{} {}", fold.number, points.len(), describe(values));
@@ -229,8 +237,8 @@ pub fn point(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir, j: usize) -> 
             .map(|(s, split)| {
                 let split_dir = dir.search_split(j, s + 1);
                 let path = split_dir.path().join("score.json");
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    return serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()));
+                if let Some(kept) = kept_score(&path) {
+                    return kept;
                 }
                 let name = format!("{name} inner fold {}/{}", s + 1, splits.len());
                 let score = split_score(cv, &recipe, values, split, seed, &split_dir, &name)?;
