@@ -49,6 +49,24 @@ fn on_a_hand_built_network_the_map_peaks_where_the_only_evidence_is() {
         // The map's mean plus the bias difference is the log-odds: 6/64 + 0.5.
         assert!((log_odds[0] - (6.0 / 64.0 + 0.5)).abs() < 1e-5, "{log_odds:?}");
     }
+    // Occlusion, one cell a pixel: only hiding the bright pixel changes the
+    // log-odds, from 6/64 + 0.5 to 0.5; with 2 × 2-pixel cells, its cell.
+    for (cells, at) in [(8, 5 * 8 + 2), (4, 2 * 4 + 1)] {
+        let mapper = Mapper::new(&net, Some(Method::Occlusion), None).unwrap().with_cells(cells).unwrap();
+        assert_eq!((mapper.layer.as_str(), mapper.describe_layer()), ("data", format!("data, {cells} × {cells} cells")));
+        let (grids, log_odds) = mapper.maps(net.input(x.clone(), net.device()));
+        assert_eq!((grids[0].height, grids[0].width), (cells, cells));
+        for (i, v) in grids[0].values.iter().enumerate() {
+            let expected = if i == at { 6.0 / 64.0 } else { 0.0 };
+            assert!((v - expected).abs() < 1e-5, "occlusion, {cells} cells: cell {i}: {v}");
+        }
+        assert!((log_odds[0] - (6.0 / 64.0 + 0.5)).abs() < 1e-5, "{log_odds:?}");
+    }
+    let occlusion = || Mapper::new(&net, Some(Method::Occlusion), None).unwrap();
+    for bad in [0, 9] {
+        assert!(occlusion().with_cells(bad).err().unwrap().contains("1 to 8 cells"));
+    }
+    assert!(Mapper::new(&net, Some(Method::Occlusion), Some("c")).err().unwrap().contains("occlusion maps the input, data"));
     let head = linear_head(&net).unwrap();
     assert_eq!(head.feature_blob, "c");
     assert_eq!(head.log_odds_weights(), [2.0]);

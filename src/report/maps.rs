@@ -55,6 +55,8 @@ pub struct FoldMaps<'a> {
     pub device: &'a burn::prelude::Device,
     pub method: Option<Method>,
     pub layer: Option<String>,
+    /// Cells a side of an occlusion map.
+    pub cells: usize,
     pub steps: usize,
     pub seed: u64,
     pub batch: usize,
@@ -70,7 +72,7 @@ impl FoldMaps<'_> {
         let model_path = RunDir::new(self.run).fold(self.fold).model();
         let model = SavedModel::load(&model_path).with_context(|| format!("fold {}'s model", self.fold))?;
         let net = Net::new(model.spec.clone(), &model.weights, self.device)?;
-        let mapper = Mapper::new(&net, self.method, self.layer.as_deref()).map_err(anyhow::Error::msg)?;
+        let mapper = Mapper::new(&net, self.method, self.layer.as_deref()).and_then(|m| m.with_cells(self.cells)).map_err(anyhow::Error::msg)?;
         let fold = self.dataset.fold(self.fold).with_context(|| format!("{} has no fold {}", self.dataset.name, self.fold))?;
         let items: Vec<&crate::data::Item> = fold.test.iter().map(|&i| &self.dataset.items[i]).collect();
         let originals: Vec<RgbImage> = items.iter().map(|it| decode_file(&it.path, DEFAULT_MAX_PIXELS)).collect::<Result<_, _>>()?;
@@ -109,7 +111,7 @@ impl FoldMaps<'_> {
             model: model_path.display().to_string(),
             fold: self.fold,
             method: mapper.method,
-            layer: mapper.layer.clone(),
+            layer: mapper.describe_layer(),
             images: refs.len(),
             steps: self.steps,
             seed: self.seed,

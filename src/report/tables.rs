@@ -128,6 +128,9 @@ pub fn describe_solver(s: &SolverSettings, new_lr_mult: f32) -> String {
     if s.batchnorm == BatchNormMode::Batch {
         words.push_str(", BatchNorm on batch statistics");
     }
+    if s.label_smoothing != d.label_smoothing {
+        let _ = write!(words, ", label smoothing {}", s.label_smoothing);
+    }
     words
 }
 

@@ -44,7 +44,7 @@ pub fn run(arch: &str, spec: NetSpec, train: bool, batch: usize, iterations: usi
             let input = net.input(x.clone(), &dev);
             let mut drop_rng = rand_chacha::ChaCha8Rng::seed_from_u64(it as u64);
             let out = net.forward_with(&tracked, input, &mut Mode::train(&mut drop_rng), &[logits.as_str()]).remove(&logits).unwrap();
-            let loss = cross_entropy(out, &labels, &dev);
+            let loss = cross_entropy(out, &labels, 0.0, &dev);
             let grads = loss.backward();
             let g: Vec<Vec<Option<Tensor<1>>>> = tracked.iter().map(|b| b.iter().map(|t| t.grad(&grads)).collect()).collect();
             // As in training: the tracked copies go before the update, which then runs in place.

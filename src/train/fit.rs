@@ -128,7 +128,7 @@ pub fn fit(
             let mut mode = Mode::Train { rng: &mut dropout_rng, batch_stats: update_bn.then_some(&mut batch_stats) };
             let mut blobs = net.forward_with(&tracked, input, &mut mode, &[logits_name.as_str()]);
             let logits = blobs.remove(&logits_name).expect("logits computed");
-            let loss = cross_entropy(logits, &batch_labels, &train_device);
+            let loss = cross_entropy(logits, &batch_labels, s.label_smoothing, &train_device);
             let value = to_f32s(&loss)[0] as f64;
             if !value.is_finite() || value > EXPLODED_LOSS {
                 bar.abandon();
@@ -224,16 +224,18 @@ fn track(net: &Net, layer_rates: &[f64], device: &Device) -> Params {
         .collect()
 }
 
-/// Mean softmax cross-entropy of N × K logits (N × K × 1 × 1) against class indices.
-pub fn cross_entropy(logits: Tensor<4>, labels: &[usize], device: &Device) -> Tensor<1> {
+/// Mean softmax cross-entropy of N × K logits (N × K × 1 × 1) against class
+/// indices, each target smoothed (Szegedy et al. 2016) to `1 − smoothing`
+/// on its class plus `smoothing / K` on every class; 0: the plain one-hot.
+pub fn cross_entropy(logits: Tensor<4>, labels: &[usize], smoothing: f64, device: &Device) -> Tensor<1> {
     let [n, k, _, _] = logits.dims();
     let logp = log_softmax(logits.reshape([n, k]), 1);
-    let mut onehot = vec![0.0f32; n * k];
+    let mut target = vec![(smoothing / k as f64) as f32; n * k];
     for (i, &y) in labels.iter().enumerate() {
-        onehot[i * k + y] = 1.0;
+        target[i * k + y] += (1.0 - smoothing) as f32;
     }
-    let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, k]), device);
-    (logp * onehot).sum().mul_scalar(-1.0 / n as f64)
+    let target = Tensor::<2>::from_data(TensorData::new(target, [n, k]), device);
+    (logp * target).sum().mul_scalar(-1.0 / n as f64)
 }
 
 fn rewrite_log(path: &Path, log: &[EpochLog]) -> Result<()> {
@@ -249,4 +251,22 @@ fn append_log(path: &Path, e: &EpochLog) -> Result<()> {
     let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
     writeln!(f, "{}", serde_json::to_string(e)?)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_entropy_with_and_without_smoothing_by_hand() {
+        let device = Device::flex();
+        // One image, logits (0, ln 3): P = (1/4, 3/4), class 1.
+        let logits = || Tensor::<4>::from_data(TensorData::new(vec![0.0f32, 3f32.ln()], [1, 2, 1, 1]), &device);
+        let plain = to_f32s(&cross_entropy(logits(), &[1], 0.0, &device))[0] as f64;
+        assert!((plain + 0.75f64.ln()).abs() < 1e-6, "{plain}");
+        // Smoothing 0.2 over 2 classes: targets (0.1, 0.9).
+        let smoothed = to_f32s(&cross_entropy(logits(), &[1], 0.2, &device))[0] as f64;
+        let by_hand = -(0.1 * 0.25f64.ln() + 0.9 * 0.75f64.ln());
+        assert!((smoothed - by_hand).abs() < 1e-6, "{smoothed} vs {by_hand}");
+    }
 }

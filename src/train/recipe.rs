@@ -108,6 +108,7 @@ pub struct RecipeOverrides {
     pub swa_epochs: Option<f64>,
     pub augment: Option<super::solver::Augment>,
     pub batchnorm: Option<super::solver::BatchNormMode>,
+    pub label_smoothing: Option<f64>,
     /// Settings chosen per fold by nested search, as `KEY=V1,V2` (see `deepsent crossval --search`).
     pub search: Option<Vec<String>>,
     /// Fraction of each fold's training part held out to score the search [default: 0.2].

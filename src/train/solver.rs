@@ -66,6 +66,11 @@ pub struct SolverSettings {
     /// BatchNorm in training: its stored statistics, or the batch's own.
     #[serde(default)]
     pub batchnorm: BatchNormMode,
+    /// The training targets' share spread over all classes (label
+    /// smoothing): a fitted head's loss then never saturates, so the layers
+    /// below it keep a gradient. 0: the one-hot targets (Caffe's).
+    #[serde(default)]
+    pub label_smoothing: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +139,7 @@ impl Default for SolverSettings {
             swa_epochs: 0.0,
             augment: Augment::Paper,
             batchnorm: BatchNormMode::Frozen,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -219,6 +225,9 @@ impl SolverSettings {
         }
         if self.warmup_epochs < 0.0 || self.swa_epochs < 0.0 || self.epochs <= 0.0 {
             return Err("epochs must be > 0, warmup_epochs and swa_epochs ≥ 0".into());
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(format!("label_smoothing {} must be in [0, 1)", self.label_smoothing));
         }
         Ok(())
     }
