@@ -166,4 +166,17 @@ fn maps_cli_writes_an_overlay_and_the_map_at_the_images_size() {
     assert!(answer["results"][0]["positive_10crop"].is_number());
     let again = std::fs::read(by_predict.join(format!("{stem}.npy"))).unwrap();
     assert_eq!(again, npy, "the same map from predict --maps and maps");
+
+    // Occlusion, from both commands (centre crop, 16 × 16 cells): the same
+    // map, not CAM's, and not empty.
+    let (occluded, by_predict) = (dir.path().join("occlusion"), dir.path().join("predict-occlusion"));
+    let o = common::deepsent().args(["maps", "--method", "occlusion", "--model"]).arg(&path).arg("--out").arg(&occluded).arg(&image).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("occlusion at data, 16 × 16 cells"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = common::deepsent().args(["predict", "--map-method", "occlusion", "--model"]).arg(&path).arg("--maps").arg(&by_predict).arg(&image).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let occlusion_npy = std::fs::read(occluded.join(format!("{stem}.npy"))).unwrap();
+    assert_eq!(std::fs::read(by_predict.join(format!("{stem}.npy"))).unwrap(), occlusion_npy);
+    assert_ne!(occlusion_npy, npy);
+    let data = 10 + u16::from_le_bytes([occlusion_npy[8], occlusion_npy[9]]) as usize;
+    assert!(occlusion_npy[data..].chunks(4).any(|b| f32::from_le_bytes(b.try_into().unwrap()) != 0.0));
 }

@@ -4,7 +4,7 @@ use deepsent::model::saved::SavedModel;
 use deepsent::data::image_files::{is_image_path, ImageKind};
 use deepsent::preprocess::decode::decode_file;
 use deepsent::preprocess::DEFAULT_MAX_PIXELS;
-use deepsent::eval::maps::{image_map, Mapper};
+use deepsent::eval::maps::{image_map, Mapper, Method};
 use deepsent::eval::scoring::Views;
 use deepsent::report::maps::{unique_stems, write_image_files};
 use deepsent::report::overlay::caption;
@@ -47,6 +47,11 @@ pub struct PredictArgs {
     /// map at the image's size); from the 10 views with --oversample.
     #[arg(long, value_name = "DIR")]
     maps: Option<PathBuf>,
+    /// How --maps maps: cam, grad-cam or occlusion (as `deepsent maps --method`)
+    /// [default: CAM where the network ends in global average pooling and
+    /// linear layers, else Grad-CAM].
+    #[arg(long, requires = "maps", value_parser = super::enum_value::<Method>)]
+    map_method: Option<Method>,
     /// Image files or directories (searched recursively for JPEG, PNG, BMP).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -65,7 +70,7 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
     let predictor = Predictor::new(SavedModel::load(&a.model)?, &a.device.device()?)?;
     let files = collect(&a.paths)?;
     let mapper = match &a.maps {
-        Some(_) => Some(Mapper::new(&predictor.net, None, None).map_err(|e| anyhow::anyhow!("--maps: {e}"))?),
+        Some(_) => Some(Mapper::new(&predictor.net, a.map_method, None).map_err(|e| anyhow::anyhow!("--maps: {e}"))?),
         None => None,
     };
     let stems = unique_stems(&files);
