@@ -74,6 +74,26 @@ fn on_a_hand_built_network_the_map_peaks_where_the_only_evidence_is() {
 }
 
 #[test]
+fn the_greedy_cell_order_deletes_the_only_evidence_first_as_the_map_does() {
+    let net = hand_built();
+    // An 8 × 8 photo, black but for one white pixel (row 5, column 2): after
+    // the mean is subtracted, only that pixel passes the ReLU.
+    let mut photo = image::RgbImage::new(8, 8);
+    photo.put_pixel(2, 5, image::Rgb([255, 255, 255]));
+    let pre = deepsent::preprocess::Preprocess { resize: deepsent::preprocess::Resize::Direct, ..deepsent::preprocess::Preprocess::caffe(8) };
+    let mapper = Mapper::new(&net, Some(Method::Cam), None).unwrap();
+    let o = deepsent::eval::deletion::cell_orders(&mapper, &pre, &[&photo, &photo], 2, 3, 16, || {});
+    assert_eq!((o.cells, o.images, o.fractions.len()), (2, 2, 5));
+    // Deleting the white pixel's cell (the third) leaves the bias alone: P = σ(0.5).
+    let bias_only = 1.0 / (1.0 + (-0.5f64).exp());
+    assert!(o.curve_greedy[0] > bias_only + 0.1, "{:?}", o.curve_greedy);
+    for curve in [&o.curve_greedy, &o.curve_map] {
+        assert!(curve[1..].iter().all(|p| (p - bias_only).abs() < 1e-5), "{curve:?}");
+    }
+    assert!((o.auc_greedy - o.auc_map).abs() < 1e-9 && o.auc_map <= o.auc_random, "{o:?}");
+}
+
+#[test]
 fn cam_needs_pooling_then_linear_layers_and_names_what_is_in_the_way() {
     let text = r#"input: "data" input_dim: 1 input_dim: 1 input_dim: 4 input_dim: 4
 layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: AVE global_pooling: true } }

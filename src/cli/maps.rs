@@ -63,6 +63,15 @@ pub struct MapsArgs {
     /// Seed of the random deletion orders.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// With --eval, also the deletion test over the cells of a grid on the
+    /// first this many test images, the map's order against random and
+    /// against the greedy order that reads the network's answers (how low
+    /// any order of the cells gets; 2,080 passes an image at 8 cells).
+    #[arg(long, default_value_t = 0, requires = "eval")]
+    cell_orders: usize,
+    /// Cells a side of --cell-orders' grid.
+    #[arg(long, default_value_t = 8)]
+    order_cells: usize,
     /// Views per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -79,7 +88,7 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
         if described != config.dataset {
             bail!("{} was run on {}, not {described}: pass the same data flags (--root, --subset, --folds)", run.display(), config.dataset);
         }
-        let maps = FoldMaps { run: &run, fold: a.fold.expect("clap requires --fold"), dataset: &dataset, device: &device, method: a.method, layer: a.layer.clone(), cells: a.cells, steps: a.steps, seed: a.seed, batch: a.batch, overlays: a.overlays, oversample: a.oversample };
+        let maps = FoldMaps { run: &run, fold: a.fold.expect("clap requires --fold"), dataset: &dataset, device: &device, method: a.method, layer: a.layer.clone(), cells: a.cells, steps: a.steps, seed: a.seed, batch: a.batch, overlays: a.overlays, oversample: a.oversample, cell_order_images: a.cell_orders, order_cells: a.order_cells };
         let r = maps.run(&a.out, &super::command_line())?;
         println!(
             "fold {} ({} test images, {} at {}): deletion AUC by the map {:.3}, at random {:.3} (ratio {:.2}; above the all-deleted floor {:.2}); {}",
@@ -93,6 +102,12 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
             r.ratio_above_floor,
             a.out.join("deletion.json").display()
         );
+        if let Some(c) = &r.cell_orders {
+            println!(
+                "over {} × {} cells, first {} images: AUC by the map {:.3}, at random {:.3}, greedy {:.3} (ratios to random: map {:.2}, greedy {:.2})",
+                c.cells, c.cells, c.images, c.auc_map, c.auc_random, c.auc_greedy, c.auc_map / c.auc_random, c.auc_greedy / c.auc_random
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let model_path = a.model.clone().expect("clap requires --model");

@@ -92,6 +92,108 @@ pub fn deletion(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], steps: 
     }
 }
 
+/// The deletion test at the level of the cells of a `cells` × `cells` grid
+/// over the centre crop, for three orders of the cells: the map's (ranked by
+/// the map's mean over each cell), random, and greedy — each step deletes the
+/// cell whose deletion lowers the predicted class's probability most, found
+/// by trying every cell left. The greedy order reads the network's answers,
+/// not a map: it shows how low an order of these cells gets the area (close
+/// to the least, being greedy), against which the map's area is read. It
+/// costs cells²(cells² + 1)/2 forward passes an image (2,080 at 8 cells).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellOrders {
+    pub cells: usize,
+    pub images: usize,
+    /// Fractions of the cells deleted, k / cells².
+    pub fractions: Vec<f64>,
+    pub curve_map: Vec<f64>,
+    pub curve_random: Vec<f64>,
+    pub curve_greedy: Vec<f64>,
+    pub auc_map: f64,
+    pub auc_random: f64,
+    pub auc_greedy: f64,
+}
+
+pub fn cell_orders(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], cells: usize, seed: u64, batch: usize, mut progress: impl FnMut()) -> CellOrders {
+    use rand::seq::SliceRandom;
+    let crop = Views::Center.crops(pre)[0];
+    let side = crop.size;
+    let plane = side * side;
+    let count = cells * cells;
+    let fractions: Vec<f64> = (0..=count).map(|k| k as f64 / count as f64).collect();
+    // The crop's pixels of each cell, row-major over the grid.
+    let pixels: Vec<Vec<usize>> = (0..count)
+        .map(|cell| {
+            let (rows, cols) = (cell / cells * side / cells..(cell / cells + 1) * side / cells, cell % cells * side / cells..(cell % cells + 1) * side / cells);
+            rows.flat_map(|y| cols.clone().map(move |x| y * side + x)).collect()
+        })
+        .collect();
+    let delete = |view: &mut [f32], cell: usize| {
+        for &p in &pixels[cell] {
+            for ch in 0..3 {
+                view[ch * plane + p] = 0.0;
+            }
+        }
+    };
+    let mut sums = [vec![0.0; count + 1], vec![0.0; count + 1], vec![0.0; count + 1]];
+    for (i, stored) in images.iter().enumerate() {
+        let mut view = vec![0.0f32; pre.view_len()];
+        pre.write_view(stored, crop, &mut view);
+        let (grids, log_odds) = mapper.maps(mapper.net.input(view.clone(), mapper.net.device()));
+        let predicted = if log_odds[0] > 0.0 { POSITIVE } else { NEGATIVE };
+        let sign = if predicted == POSITIVE { 1.0 } else { -1.0 };
+        let saliency = grids[0].resized(side, side).values;
+        let cell_means: Vec<f32> = pixels.iter().map(|ps| sign * ps.iter().map(|&p| saliency[p]).sum::<f32>() / ps.len().max(1) as f32).collect();
+        let by_map = ranking(&cell_means);
+        let mut at_random: Vec<usize> = (0..count).collect();
+        at_random.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64)));
+        let mut curves = Vec::new();
+        for order in [&by_map, &at_random] {
+            let mut v = view.clone();
+            let mut views = vec![v.clone()];
+            for &cell in order {
+                delete(&mut v, cell);
+                views.push(v.clone());
+            }
+            curves.push(class_probability(mapper, &views, predicted, batch));
+        }
+        let mut greedy = class_probability(mapper, std::slice::from_ref(&view), predicted, batch);
+        let (mut v, mut left) = (view, (0..count).collect::<Vec<usize>>());
+        while !left.is_empty() {
+            let tries: Vec<Vec<f32>> = left.iter().map(|&cell| {
+                let mut t = v.clone();
+                delete(&mut t, cell);
+                t
+            }).collect();
+            let p = class_probability(mapper, &tries, predicted, batch);
+            let best = (0..p.len()).min_by(|&a, &b| p[a].total_cmp(&p[b]).then(a.cmp(&b))).expect("a cell is left");
+            greedy.push(p[best]);
+            delete(&mut v, left.remove(best));
+        }
+        curves.push(greedy);
+        for (sum, curve) in sums.iter_mut().zip(&curves) {
+            for (s, c) in sum.iter_mut().zip(curve) {
+                *s += c;
+            }
+        }
+        progress();
+    }
+    let n = images.len().max(1) as f64;
+    let [curve_map, curve_random, curve_greedy] = sums.map(|s| s.iter().map(|x| x / n).collect::<Vec<f64>>());
+    CellOrders {
+        cells,
+        images: images.len(),
+        // The mean of the images' areas is the area of the mean curve (one grid of fractions).
+        auc_map: area(&fractions, &curve_map),
+        auc_random: area(&fractions, &curve_random),
+        auc_greedy: area(&fractions, &curve_greedy),
+        curve_map,
+        curve_random,
+        curve_greedy,
+        fractions,
+    }
+}
+
 /// Pixel positions from the largest value down (ties by position).
 fn ranking(values: &[f32]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..values.len()).collect();

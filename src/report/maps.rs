@@ -10,7 +10,7 @@
 use super::overlay::{caption, overlay, png_bytes};
 use super::plot::{register_font, FONT};
 use crate::data::Dataset;
-use crate::eval::deletion::{deletion, Deletion};
+use crate::eval::deletion::{cell_orders, deletion, CellOrders, Deletion};
 use crate::eval::maps::{image_map, Grid, Mapper, Method};
 use crate::eval::metrics::positive_probability;
 use crate::eval::run_dir::RunDir;
@@ -44,6 +44,9 @@ pub struct DeletionReport {
     pub ratio_above_floor: f64,
     #[serde(flatten)]
     pub deletion: Deletion,
+    /// The same test over cells, against the greedy order (`--cell-orders`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell_orders: Option<CellOrders>,
     pub seconds: f64,
     pub command: String,
 }
@@ -64,6 +67,10 @@ pub struct FoldMaps<'a> {
     pub overlays: usize,
     /// Overlays from the 10 views instead of the centre crop.
     pub oversample: bool,
+    /// The cell-level test with the greedy order on the first this many
+    /// test images (0: none), over a grid of `order_cells` a side.
+    pub cell_order_images: usize,
+    pub order_cells: usize,
 }
 
 impl FoldMaps<'_> {
@@ -83,6 +90,13 @@ impl FoldMaps<'_> {
         let bar = crate::progress::bar_or_lines(refs.len() as u64, "deletion test");
         let deletion = deletion(&mapper, &model.preprocess, &refs, self.steps, self.seed, self.batch, || bar.inc(1));
         bar.finish_and_clear();
+        let cell_orders = (self.cell_order_images > 0).then(|| {
+            let some = &refs[..self.cell_order_images.min(refs.len())];
+            let bar = crate::progress::bar_or_lines(some.len() as u64, "cell orders");
+            let orders = cell_orders(&mapper, &model.preprocess, some, self.order_cells, self.seed, self.batch, || bar.inc(1));
+            bar.finish_and_clear();
+            orders
+        });
 
         // The overlays: a dozen test images chosen by their answers, then their maps.
         let views = if self.oversample { Views::TenCrop } else { Views::Center };
@@ -121,6 +135,7 @@ impl FoldMaps<'_> {
                 (deletion.deletion_auc_map - floor) / (deletion.deletion_auc_random - floor).max(f64::MIN_POSITIVE)
             },
             deletion,
+            cell_orders,
             seconds: t0.elapsed().as_secs_f64(),
             command: command.to_string(),
         };
