@@ -47,16 +47,9 @@ pub fn deletion(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], steps: 
     let (mut sum_map, mut sum_random) = (vec![0.0; steps + 1], vec![0.0; steps + 1]);
     let mut per_image = Vec::new();
     for (i, stored) in images.iter().enumerate() {
-        let mut view = vec![0.0f32; pre.view_len()];
-        pre.write_view(stored, crop, &mut view);
-        let (grids, log_odds) = mapper.maps(mapper.net.input(view.clone(), mapper.net.device()));
-        let predicted = if log_odds[0] > 0.0 { POSITIVE } else { NEGATIVE };
-        // Evidence for the predicted class first.
-        let sign = if predicted == POSITIVE { 1.0 } else { -1.0 };
-        let grid = &grids[0];
-        let saliency: Vec<f32> = grid.resized(side, side).values.iter().map(|v| sign * v).collect();
+        let Mapped { view, predicted, evidence: saliency, grid } = mapped_centre(mapper, pre, stored, crop);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
-        let random = Grid { values: (0..grid.values.len()).map(|_| rng.gen::<f32>()).collect(), ..grid.clone() }.resized(side, side).values;
+        let random = Grid { values: (0..grid.values.len()).map(|_| rng.gen::<f32>()).collect(), ..grid }.resized(side, side).values;
         let mut curves = Vec::new();
         for order in [ranking(&saliency), ranking(&random)] {
             let views: Vec<Vec<f32>> = fractions
@@ -137,13 +130,8 @@ pub fn cell_orders(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], cell
     };
     let mut sums = [vec![0.0; count + 1], vec![0.0; count + 1], vec![0.0; count + 1]];
     for (i, stored) in images.iter().enumerate() {
-        let mut view = vec![0.0f32; pre.view_len()];
-        pre.write_view(stored, crop, &mut view);
-        let (grids, log_odds) = mapper.maps(mapper.net.input(view.clone(), mapper.net.device()));
-        let predicted = if log_odds[0] > 0.0 { POSITIVE } else { NEGATIVE };
-        let sign = if predicted == POSITIVE { 1.0 } else { -1.0 };
-        let saliency = grids[0].resized(side, side).values;
-        let cell_means: Vec<f32> = pixels.iter().map(|ps| sign * ps.iter().map(|&p| saliency[p]).sum::<f32>() / ps.len().max(1) as f32).collect();
+        let Mapped { view, predicted, evidence, .. } = mapped_centre(mapper, pre, stored, crop);
+        let cell_means: Vec<f32> = pixels.iter().map(|ps| ps.iter().map(|&p| evidence[p]).sum::<f32>() / ps.len().max(1) as f32).collect();
         let by_map = ranking(&cell_means);
         let mut at_random: Vec<usize> = (0..count).collect();
         at_random.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64)));
@@ -192,6 +180,27 @@ pub fn cell_orders(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], cell
         curve_greedy,
         fractions,
     }
+}
+
+/// An image's centre crop as the network sees it, the class the network
+/// predicts for it, and its map at the crop's size signed so that evidence
+/// for that class is positive (deleted first), with the map's own grid.
+struct Mapped {
+    view: Vec<f32>,
+    predicted: usize,
+    evidence: Vec<f32>,
+    grid: Grid,
+}
+
+fn mapped_centre(mapper: &Mapper, pre: &Preprocess, stored: &RgbImage, crop: crate::preprocess::Crop) -> Mapped {
+    let mut view = vec![0.0f32; pre.view_len()];
+    pre.write_view(stored, crop, &mut view);
+    let (mut grids, log_odds) = mapper.maps(mapper.net.input(view.clone(), mapper.net.device()));
+    let predicted = if log_odds[0] > 0.0 { POSITIVE } else { NEGATIVE };
+    let sign = if predicted == POSITIVE { 1.0 } else { -1.0 };
+    let grid = grids.swap_remove(0);
+    let evidence = grid.resized(crop.size, crop.size).values.iter().map(|v| sign * v).collect();
+    Mapped { view, predicted, evidence, grid }
 }
 
 /// Pixel positions from the largest value down (ties by position).
