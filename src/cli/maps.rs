@@ -69,8 +69,8 @@ pub struct MapsArgs {
     /// any order of the cells gets; 2,080 passes an image at 8 cells).
     #[arg(long, default_value_t = 0, requires = "eval")]
     cell_orders: usize,
-    /// Cells a side of --cell-orders' grid.
-    #[arg(long, default_value_t = 8)]
+    /// Cells a side of --cell-orders' grid (1 to 32).
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
     order_cells: usize,
     /// Views per forward pass.
     #[arg(long, default_value_t = 16)]
