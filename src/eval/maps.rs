@@ -317,11 +317,11 @@ impl<'a> Mapper<'a> {
         let view_len = c * h * w;
         let g = self.cells;
         let logits_name = self.net.spec.logits_blob();
-        let score = |views: Vec<f32>| {
-            let mut blobs = self.net.blobs(self.net.input(views, self.net.device()), &[logits_name]).expect("logits blob");
+        let score = |views: Tensor<4>| {
+            let mut blobs = self.net.blobs(views, &[logits_name]).expect("logits blob");
             log_odds(&blobs.remove(logits_name).expect("logits"))
         };
-        let whole = score(data.clone());
+        let whole = score(input);
         let cells: Vec<usize> = (0..g * g).collect();
         let grids = data
             .chunks(view_len)
@@ -342,7 +342,7 @@ impl<'a> Mapper<'a> {
                             }
                         }
                     }
-                    values.extend(score(batch).into_iter().map(|without| base - without));
+                    values.extend(score(self.net.input(batch, self.net.device())).into_iter().map(|without| base - without));
                 }
                 Grid { height: g, width: g, values }
             })
