@@ -11,7 +11,7 @@
 //! exactly as the map is, so both orders delete blobs of the same size and
 //! differ only in which.
 
-use super::maps::{Grid, Mapper, NEGATIVE, POSITIVE};
+use super::maps::{cell_rect, Grid, Mapper, NEGATIVE, POSITIVE};
 use super::scoring::Views;
 use crate::model::net::to_f32s;
 use crate::preprocess::Preprocess;
@@ -117,7 +117,7 @@ pub fn cell_orders(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], cell
     // The crop's pixels of each cell, row-major over the grid.
     let pixels: Vec<Vec<usize>> = (0..count)
         .map(|cell| {
-            let (rows, cols) = (cell / cells * side / cells..(cell / cells + 1) * side / cells, cell % cells * side / cells..(cell % cells + 1) * side / cells);
+            let (rows, cols) = cell_rect(cell, cells, side, side);
             rows.flat_map(|y| cols.clone().map(move |x| y * side + x)).collect()
         })
         .collect();

@@ -333,12 +333,11 @@ impl<'a> Mapper<'a> {
                     for &cell in chunk {
                         let start = batch.len();
                         batch.extend_from_slice(view);
-                        let (y0, y1) = (cell / g * h / g, (cell / g + 1) * h / g);
-                        let (x0, x1) = (cell % g * w / g, (cell % g + 1) * w / g);
+                        let (rows, cols) = cell_rect(cell, g, h, w);
                         for ch in 0..c {
-                            for y in y0..y1 {
+                            for y in rows.clone() {
                                 let row = start + ch * h * w + y * w;
-                                batch[row + x0..row + x1].fill(0.0);
+                                batch[row + cols.start..row + cols.end].fill(0.0);
                             }
                         }
                     }
@@ -349,6 +348,13 @@ impl<'a> Mapper<'a> {
             .collect();
         (grids, whole)
     }
+}
+
+/// The rows and columns of cell `cell` (row-major) of a `cells` × `cells`
+/// grid over a `height` × `width` view; cells differ by at most a pixel.
+pub fn cell_rect(cell: usize, cells: usize, height: usize, width: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let (r, c) = (cell / cells, cell % cells);
+    (r * height / cells..(r + 1) * height / cells, c * width / cells..(c + 1) * width / cells)
 }
 
 fn log_odds(logits: &Tensor<4>) -> Vec<f32> {
