@@ -16,7 +16,7 @@
 //! hands the threads to `gemm` instead.
 
 use super::gemm::{matmul, matmul_into, Mat};
-use super::winograd;
+use super::{space_to_depth, winograd};
 use super::uninit::{as_writable, assume_written};
 use std::mem::MaybeUninit;
 use rayon::prelude::*;
@@ -178,7 +178,8 @@ fn col2im(g: &Geometry, cols: &[f32], c0: usize, image: &mut [f32]) {
     }
 }
 
-/// Whether 3×3 convolutions of stride 1 go through [`winograd`] (the
+/// Whether 3×3 and 5×5 convolutions of stride 1, and the strided ones that
+/// become such (see [`space_to_depth`]), go through [`winograd`] (the
 /// default), or all through the column matrix: `DEEPSENT_WINOGRAD=off`, to
 /// measure one against the other.
 fn winograd_on() -> bool {
@@ -222,6 +223,9 @@ pub fn forward_into(g: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]
     };
     if winograd::applies(g) && winograd_on() {
         return winograd::forward_into(g, x, Block { stride: g.image_len(), offset: 0 }, weight, bias, relu_max, out, block);
+    }
+    if let Some(r) = space_to_depth::geometry(g).filter(|_| winograd_on()) {
+        return space_to_depth::forward_into(g, &r, x, weight, bias, relu_max, out, block);
     }
     if g.depthwise() {
         assert_eq!(block, g.whole(), "a depthwise convolution writes a buffer of its own");
@@ -473,10 +477,18 @@ mod tests {
             // padding 4 and 0; its input gradient through the column matrix.
             geometry(2, 48, [9, 10], 50, [5, 5], [1, 1], [(2, 2), (2, 2)], [1, 1], 1),
             geometry(2, 96, [7, 6], 100, [5, 5], [1, 1], [(4, 4), (0, 0)], [1, 1], 2),
+            // Strided, through Winograd on the input rearranged by blocks:
+            // CaffeNet conv1's kernel and stride (its rearranged input 1 row
+            // and column past the image), padded unevenly; a 9 × 9 kernel
+            // of stride 2, which becomes 5 × 5.
+            geometry(2, 3, [35, 34], 48, [11, 11], [4, 4], [(0, 0), (0, 0)], [1, 1], 1),
+            geometry(1, 3, [30, 29], 50, [11, 11], [4, 4], [(2, 3), (1, 2)], [1, 1], 1),
+            geometry(2, 12, [21, 20], 48, [9, 9], [2, 2], [(1, 1), (0, 2)], [1, 1], 1),
         ];
         // The Winograd cases do go through it, backward too but for the uneven padding and the 5×5.
         assert_eq!(cases.iter().filter(|g| winograd::applies(g)).count(), 6);
         assert_eq!(cases.iter().filter(|g| winograd::input_grad_geometry(g).is_some()).count(), 3);
+        assert_eq!(cases.iter().filter(|g| space_to_depth::geometry(g).is_some()).count(), 3);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for g in cases {
             let x: Vec<f32> = (0..g.batch * g.image_len()).map(|_| rng.gen_range(-1.0..1.0)).collect();

@@ -15,6 +15,7 @@ pub mod inner_product;
 pub mod lrn;
 pub mod pool;
 pub mod sgd;
+mod space_to_depth;
 mod uninit;
 mod winograd;
 
