@@ -62,6 +62,28 @@ fn on_a_hand_built_network_the_map_peaks_where_the_only_evidence_is() {
         }
         assert!((log_odds[0] - (6.0 / 64.0 + 0.5)).abs() < 1e-5, "{log_odds:?}");
     }
+    // RISE, masks of one cell a pixel: P(positive) = σ(0.5 + 6/64 · m) for
+    // the mask's value m at the bright pixel, so the slope there is about
+    // σ'(0.5 + 3/64) · 6/64; elsewhere only the masks' smoothness ties a
+    // position to that pixel, and three pixels off the slope is noise.
+    let rise = Mapper::new(&net, Some(Method::Rise), None).unwrap().with_grid(Some(8), 512, 5).unwrap();
+    assert_eq!(rise.describe_layer(), "data, 512 masks of 8 × 8 cells");
+    let (grids, log_odds) = rise.maps(net.input(x.clone(), net.device()));
+    assert!((log_odds[0] - (6.0 / 64.0 + 0.5)).abs() < 1e-5, "{log_odds:?}");
+    let g = &grids[0];
+    assert_eq!((g.height, g.width), (8, 8));
+    let p = 1.0 / (1.0 + (-(0.5f32 + 3.0 / 64.0)).exp());
+    let expected = p * (1.0 - p) * 6.0 / 64.0;
+    let peak = g.values[5 * 8 + 2];
+    assert!((peak - expected).abs() < 0.02 * expected, "RISE at the pixel: {peak}, expected {expected}");
+    for (i, v) in g.values.iter().enumerate() {
+        let (row, col) = (i / 8, i % 8);
+        assert!(i == 5 * 8 + 2 || *v < peak, "RISE: position {i} ({v}) not below the pixel's {peak}");
+        if row.abs_diff(5).max(col.abs_diff(2)) >= 3 {
+            assert!(v.abs() < 0.2 * expected, "RISE: position {i}, far from the pixel: {v}");
+        }
+    }
+    assert!(rise.with_grid(None, 1, 0).err().unwrap().contains("at least 2 masks"));
     let occlusion = || Mapper::new(&net, Some(Method::Occlusion), None).unwrap();
     for bad in [0, 9] {
         assert!(occlusion().with_cells(bad).err().unwrap().contains("1 to 8 cells"));
@@ -199,4 +221,13 @@ fn maps_cli_writes_an_overlay_and_the_map_at_the_images_size() {
     assert_ne!(occlusion_npy, npy);
     let data = 10 + u16::from_le_bytes([occlusion_npy[8], occlusion_npy[9]]) as usize;
     assert!(occlusion_npy[data..].chunks(4).any(|b| f32::from_le_bytes(b.try_into().unwrap()) != 0.0));
+
+    // RISE: seeded masks over a 7 × 7 grid, a map of its own; one mask is refused.
+    let rise = dir.path().join("rise");
+    let o = common::deepsent().args(["maps", "--method", "rise", "--masks", "64", "--seed", "0", "--model"]).arg(&path).arg("--out").arg(&rise).arg(&image).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("RISE at data, 64 masks of 7 × 7 cells"), "{}", String::from_utf8_lossy(&o.stderr));
+    let rise_npy = std::fs::read(rise.join(format!("{stem}.npy"))).unwrap();
+    assert!(rise_npy != npy && rise_npy != occlusion_npy);
+    let o = common::deepsent().args(["maps", "--method", "rise", "--masks", "1", "--model"]).arg(&path).arg("--out").arg(&rise).arg(&image).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("at least 2 masks"), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -2,7 +2,7 @@ use super::data::DataArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deepsent::eval::crossval::CrossvalConfig;
-use deepsent::eval::maps::{image_map, Mapper, Method, OCCLUSION_CELLS};
+use deepsent::eval::maps::{image_map, Mapper, Method, OCCLUSION_CELLS, RISE_CELLS, RISE_MASKS};
 use deepsent::eval::run_dir::RunDir;
 use deepsent::eval::scoring::Views;
 use deepsent::model::saved::SavedModel;
@@ -34,16 +34,18 @@ pub struct MapsArgs {
     /// Average the maps of the 10 oversampled views (each mapped back to where it was cut).
     #[arg(long)]
     oversample: bool,
-    /// cam, grad-cam or occlusion [default: CAM where the network ends in global
-    /// average pooling and linear layers, else Grad-CAM].
+    /// cam, grad-cam, occlusion or rise [default: CAM where the network ends in
+    /// global average pooling and linear layers, else Grad-CAM].
     #[arg(long, value_parser = super::enum_value::<Method>)]
     method: Option<Method>,
     /// The blob Grad-CAM maps [default: the last with more than one position].
     #[arg(long)]
     layer: Option<String>,
-    /// Cells a side of an occlusion map (one forward pass each).
-    #[arg(long, default_value_t = OCCLUSION_CELLS)]
-    cells: usize,
+    #[arg(long, help = format!("Cells a side of an occlusion map (one forward pass each) [default: {OCCLUSION_CELLS}], or of RISE's random masks [default: {RISE_CELLS}]"))]
+    cells: Option<usize>,
+    /// RISE's random masks a view (one forward pass each).
+    #[arg(long, default_value_t = RISE_MASKS)]
+    masks: usize,
     /// The deletion test on the test images of fold --fold of the crossval
     /// run --run, with that fold's model, and a dozen overlays.
     #[arg(long, requires_all = ["run", "fold"])]
@@ -60,7 +62,7 @@ pub struct MapsArgs {
     /// Overlays drawn with --eval.
     #[arg(long, default_value_t = 12)]
     overlays: usize,
-    /// Seed of the random deletion orders.
+    /// Seed of the random deletion orders and of RISE's masks.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// With --eval, also the deletion test over the cells of a grid on the
@@ -88,7 +90,7 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
         if described != config.dataset {
             bail!("{} was run on {}, not {described}: pass the same data flags (--root, --subset, --folds)", run.display(), config.dataset);
         }
-        let maps = FoldMaps { run: &run, fold: a.fold.expect("clap requires --fold"), dataset: &dataset, device: &device, method: a.method, layer: a.layer.clone(), cells: a.cells, steps: a.steps, seed: a.seed, batch: a.batch, overlays: a.overlays, oversample: a.oversample, cell_order_images: a.cell_orders, order_cells: a.order_cells };
+        let maps = FoldMaps { run: &run, fold: a.fold.expect("clap requires --fold"), dataset: &dataset, device: &device, method: a.method, layer: a.layer.clone(), cells: a.cells, masks: a.masks, steps: a.steps, seed: a.seed, batch: a.batch, overlays: a.overlays, oversample: a.oversample, cell_order_images: a.cell_orders, order_cells: a.order_cells };
         let r = maps.run(&a.out, &super::command_line())?;
         println!(
             "fold {} ({} test images, {} at {}): deletion AUC by the map {:.3}, at random {:.3} (ratio {:.2}; above the all-deleted floor {:.2}); {}",
@@ -113,7 +115,7 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
     let model_path = a.model.clone().expect("clap requires --model");
     let model = SavedModel::load(&model_path)?;
     let net = Net::new(model.spec.clone(), &model.weights, &device)?;
-    let mapper = Mapper::new(&net, a.method, a.layer.as_deref()).and_then(|m| m.with_cells(a.cells)).map_err(anyhow::Error::msg)?;
+    let mapper = Mapper::new(&net, a.method, a.layer.as_deref()).and_then(|m| m.with_grid(a.cells, a.masks, a.seed)).map_err(anyhow::Error::msg)?;
     eprintln!("{} at {}", mapper.method, mapper.describe_layer());
     let views = if a.oversample { Views::TenCrop } else { Views::Center };
     let mut failed = 0;

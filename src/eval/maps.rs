@@ -20,6 +20,18 @@
 //!   the mean colour (what the deletion test deletes with), and the cell's
 //!   value is how much the log-odds fell without it. One forward pass per
 //!   cell: a 16 × 16 grid costs 256 passes a view, where CAM costs one.
+//! - **RISE** (Petsiuk et al. 2018), for any network, from its output alone:
+//!   the view under many random masks (a coarse grid of cells each kept
+//!   with probability ½, upsampled bilinearly and shifted by a random
+//!   fraction of a cell; what a mask removes goes to the mean colour, as in
+//!   the deletion test). A position's value is the least-squares slope of
+//!   P(positive) on the mask's value there: how much keeping the position
+//!   raises P(positive), the other positions varying at random. Where
+//!   occlusion removes one cell from a whole view, RISE sees each position
+//!   with about half the view gone, so evidence that one cell alone does
+//!   not carry still shows. Petsiuk et al.'s own value, Σ P · mask / (N p),
+//!   is this slope plus a constant times the mask's mean, which signs
+//!   cannot be read from.
 //!
 //! Maps are computed per view, on the network's grid (13 × 13 for
 //! SqueezeNet at 227, 7 × 7 for EfficientNet-Lite0 at 224), then brought to
@@ -45,14 +57,24 @@ pub enum Method {
     Cam,
     GradCam,
     Occlusion,
+    Rise,
 }
 
 /// Cells a side of an occlusion map unless chosen otherwise: finer than
 /// either backbone's last grid (13, 7), at 256 forward passes a view.
 pub const OCCLUSION_CELLS: usize = 16;
 
-/// Occluded views per forward pass.
+/// Occluded or masked views per forward pass.
 const OCCLUSION_BATCH: usize = 32;
+
+/// Cells a side of RISE's masks unless chosen otherwise: Petsiuk et al.'s
+/// 7 for a 224 input.
+pub const RISE_CELLS: usize = 7;
+
+/// Masks a view unless chosen otherwise: 16 forward passes of 32 views.
+/// Petsiuk et al. use 4,000–8,000, at 8–16× the cost; the slope's noise
+/// falls as the square root of the count.
+pub const RISE_MASKS: usize = 512;
 
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +82,7 @@ impl std::fmt::Display for Method {
             Method::Cam => "CAM",
             Method::GradCam => "Grad-CAM",
             Method::Occlusion => "occlusion",
+            Method::Rise => "RISE",
         })
     }
 }
@@ -180,8 +203,11 @@ pub struct Mapper<'a> {
     head: Option<LinearHead>,
     /// Grad-CAM: where the tracked pass starts, and the earlier blobs it reads.
     cut: (usize, Vec<String>),
-    /// Occlusion: cells a side.
+    /// Occlusion and RISE: cells a side.
     cells: usize,
+    /// RISE: masks a view, and the seed they are drawn from.
+    masks: usize,
+    seed: u64,
 }
 
 impl<'a> Mapper<'a> {
@@ -210,8 +236,8 @@ impl<'a> Mapper<'a> {
                 Some(l) => l.to_string(),
                 None => last_spatial_blob(net).ok_or("the network has no layer with more than one position to map")?,
             },
-            (Method::Occlusion, _) => match layer {
-                Some(l) if l != spec.input.blob => return Err(format!("occlusion maps the input, {}; map {l} with Grad-CAM", spec.input.blob)),
+            (Method::Occlusion | Method::Rise, _) => match layer {
+                Some(l) if l != spec.input.blob => return Err(format!("{method} maps the input, {}; map {l} with Grad-CAM", spec.input.blob)),
                 _ => spec.input.blob.clone(),
             },
         };
@@ -222,7 +248,7 @@ impl<'a> Mapper<'a> {
             return Err(format!("{layer} has shape {shape:?}: a map needs channels × height × width"));
         }
         let cut = match method {
-            Method::Cam | Method::Occlusion => (0, Vec::new()),
+            Method::Cam | Method::Occlusion | Method::Rise => (0, Vec::new()),
             Method::GradCam => {
                 let cut = net.cut_after(&layer).ok_or_else(|| format!("{layer} is computed inside a fused step (a Fire module's expand layers): map its concatenation instead"))?;
                 if !cut.1.contains(&layer) {
@@ -231,24 +257,46 @@ impl<'a> Mapper<'a> {
                 cut
             }
         };
-        Ok(Mapper { net, method, layer, head: head.ok().filter(|_| method == Method::Cam), cut, cells: OCCLUSION_CELLS })
+        let cells = if method == Method::Rise { RISE_CELLS } else { OCCLUSION_CELLS };
+        Ok(Mapper { net, method, layer, head: head.ok().filter(|_| method == Method::Cam), cut, cells, masks: RISE_MASKS, seed: 0 })
     }
 
-    /// An occlusion map's grid, `cells` × `cells` over the view (at most one
-    /// cell a pixel).
+    /// An occlusion map's grid or RISE's masks' grid, `cells` × `cells` over
+    /// the view (at most one cell a pixel).
     pub fn with_cells(mut self, cells: usize) -> Result<Self, String> {
         let i = &self.net.spec.input;
         if cells == 0 || cells > i.height.min(i.width) {
-            return Err(format!("an occlusion grid needs 1 to {} cells a side (the input is {} × {}), not {cells}", i.height.min(i.width), i.height, i.width));
+            return Err(format!("an occlusion or RISE grid needs 1 to {} cells a side (the input is {} × {}), not {cells}", i.height.min(i.width), i.height, i.width));
         }
         self.cells = cells;
         Ok(self)
     }
 
-    /// What is mapped, for people: the layer, or the occlusion grid.
+    /// The grid of an occlusion map or of RISE's masks, `cells` a side
+    /// where given (else the method's default), and RISE's masks a view and
+    /// their seed; the other methods have no grid and ignore them.
+    pub fn with_grid(self, cells: Option<usize>, masks: usize, seed: u64) -> Result<Self, String> {
+        let mapper = match cells {
+            Some(cells) => self.with_cells(cells)?,
+            None => self,
+        };
+        mapper.with_masks(masks, seed)
+    }
+
+    /// RISE's masks a view (at least 2, for a slope) and their seed.
+    pub fn with_masks(mut self, masks: usize, seed: u64) -> Result<Self, String> {
+        if masks < 2 {
+            return Err(format!("RISE needs at least 2 masks a view, not {masks}"));
+        }
+        (self.masks, self.seed) = (masks, seed);
+        Ok(self)
+    }
+
+    /// What is mapped, for people: the layer, or the occlusion or RISE grid.
     pub fn describe_layer(&self) -> String {
         match self.method {
             Method::Occlusion => format!("{}, {} × {} cells", self.layer, self.cells, self.cells),
+            Method::Rise => format!("{}, {} masks of {} × {} cells", self.layer, self.masks, self.cells, self.cells),
             _ => self.layer.clone(),
         }
     }
@@ -267,6 +315,7 @@ impl<'a> Mapper<'a> {
             }
             Method::GradCam => self.gradients(input, &logits_name),
             Method::Occlusion => return self.occlusion(input),
+            Method::Rise => return self.rise(input),
         };
         let [n, c, h, w] = features.dims();
         let a = to_f32s(&features);
@@ -350,6 +399,94 @@ impl<'a> Mapper<'a> {
     }
 }
 
+impl Mapper<'_> {
+    /// RISE's passes: each view under each mask; a position's value is the
+    /// slope of P(positive) on the masks' values there (see the module's
+    /// note), at the view's resolution.
+    fn rise(&self, input: Tensor<4>) -> (Vec<Grid>, Vec<f32>) {
+        let [_, c, h, w] = input.dims();
+        let data = to_f32s(&input);
+        let view_len = c * h * w;
+        let logits_name = self.net.spec.logits_blob();
+        let log_odds_of = |views: Tensor<4>| {
+            let mut blobs = self.net.blobs(views, &[logits_name]).expect("logits blob");
+            log_odds(&blobs.remove(logits_name).expect("logits"))
+        };
+        let whole = log_odds_of(input);
+        let masks = rise_masks(self.cells, self.masks, h, w, self.seed);
+        // The masks' mean and spread per position: the same for every view.
+        let n = masks.len() as f64;
+        let mut mean = vec![0.0f64; h * w];
+        for m in &masks {
+            mean.iter_mut().zip(m).for_each(|(s, &v)| *s += v as f64 / n);
+        }
+        let mut spread = vec![0.0f64; h * w];
+        for m in &masks {
+            spread.iter_mut().zip(m.iter().zip(&mean)).for_each(|(s, (&v, &mu))| *s += (v as f64 - mu).powi(2));
+        }
+        let grids = data
+            .chunks(view_len)
+            .map(|view| {
+                let mut p_positive = Vec::with_capacity(masks.len());
+                for chunk in masks.chunks(OCCLUSION_BATCH) {
+                    let mut batch = Vec::with_capacity(chunk.len() * view_len);
+                    for mask in chunk {
+                        // Mean-subtracted input: scaling toward 0 blends toward the mean colour.
+                        for plane in view.chunks(h * w) {
+                            batch.extend(plane.iter().zip(mask).map(|(&x, &m)| x * m));
+                        }
+                    }
+                    p_positive.extend(log_odds_of(self.net.input(batch, self.net.device())).into_iter().map(sigmoid));
+                }
+                let p_mean = p_positive.iter().map(|&p| p as f64).sum::<f64>() / n;
+                let mut covariance = vec![0.0f64; h * w];
+                for (mask, &p) in masks.iter().zip(&p_positive) {
+                    let dp = p as f64 - p_mean;
+                    covariance.iter_mut().zip(mask.iter().zip(&mean)).for_each(|(s, (&v, &mu))| *s += dp * (v as f64 - mu));
+                }
+                let values = covariance.iter().zip(&spread).map(|(&cov, &var)| if var > 0.0 { (cov / var) as f32 } else { 0.0 }).collect();
+                Grid { height: h, width: w, values }
+            })
+            .collect();
+        (grids, whole)
+    }
+}
+
+/// `count` RISE masks of `height` × `width`, values in [0, 1], from `seed`:
+/// each a `cells` × `cells` grid of 0/1 drawn with probability ½, upsampled
+/// bilinearly over one cell more than the view (cell centres the knots) and
+/// shifted by a uniform fraction of a cell each way.
+pub fn rise_masks(cells: usize, count: usize, height: usize, width: usize, seed: u64) -> Vec<Vec<f32>> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (cell_h, cell_w) = (height.div_ceil(cells) as f32, width.div_ceil(cells) as f32);
+    let knots = cells + 1;
+    (0..count)
+        .map(|_| {
+            let grid: Vec<f32> = (0..knots * knots).map(|_| if rng.gen_bool(0.5) { 1.0 } else { 0.0 }).collect();
+            let (dy, dx) = (rng.gen_range(0.0..cell_h), rng.gen_range(0.0..cell_w));
+            // Along one axis: the knots either side of a pixel and the weight of the second.
+            let axis = |pos: f32, cell: f32| {
+                let g = (pos / cell - 0.5).clamp(0.0, (knots - 1) as f32);
+                let i = (g.floor() as usize).min(knots - 2);
+                (i, g - i as f32)
+            };
+            let cols: Vec<(usize, f32)> = (0..width).map(|x| axis(x as f32 + 0.5 + dx, cell_w)).collect();
+            let mut mask = Vec::with_capacity(height * width);
+            for y in 0..height {
+                let (i, ty) = axis(y as f32 + 0.5 + dy, cell_h);
+                for &(j, tx) in &cols {
+                    let at = |r: usize, c: usize| grid[r * knots + c];
+                    let top = at(i, j) * (1.0 - tx) + at(i, j + 1) * tx;
+                    let bottom = at(i + 1, j) * (1.0 - tx) + at(i + 1, j + 1) * tx;
+                    mask.push(top * (1.0 - ty) + bottom * ty);
+                }
+            }
+            mask
+        })
+        .collect()
+}
+
 /// The rows and columns of cell `cell` (row-major) of a `cells` × `cells`
 /// grid over a `height` × `width` view; cells differ by at most a pixel.
 pub fn cell_rect(cell: usize, cells: usize, height: usize, width: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
@@ -413,6 +550,25 @@ pub fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rise_masks_are_seeded_smooth_and_half_kept() {
+        let masks = rise_masks(4, 200, 30, 20, 3);
+        assert_eq!(masks, rise_masks(4, 200, 30, 20, 3), "the same seed, the same masks");
+        assert_ne!(masks, rise_masks(4, 200, 30, 20, 4));
+        assert!(masks.iter().all(|m| m.len() == 600 && m.iter().all(|v| (0.0..=1.0).contains(v))));
+        // Bilinear between 0/1 knots a cell (8 × 5 pixels) apart: neighbours differ by at most 1/5.
+        for m in &masks {
+            for y in 0..30 {
+                for x in 1..20 {
+                    assert!((m[y * 20 + x] - m[y * 20 + x - 1]).abs() <= 0.2 + 1e-6);
+                }
+            }
+        }
+        // Each knot is kept with probability ½: the mean over masks near ½ everywhere.
+        let mean: f32 = masks.iter().map(|m| m.iter().sum::<f32>() / 600.0).sum::<f32>() / 200.0;
+        assert!((mean - 0.5).abs() < 0.05, "mean kept {mean}");
+    }
 
     #[test]
     fn grids_resize_and_mirror() {

@@ -58,8 +58,10 @@ pub struct FoldMaps<'a> {
     pub device: &'a burn::prelude::Device,
     pub method: Option<Method>,
     pub layer: Option<String>,
-    /// Cells a side of an occlusion map.
-    pub cells: usize,
+    /// Cells a side of an occlusion map or of RISE's masks (else the method's default).
+    pub cells: Option<usize>,
+    /// RISE's masks a view.
+    pub masks: usize,
     pub steps: usize,
     pub seed: u64,
     pub batch: usize,
@@ -79,7 +81,7 @@ impl FoldMaps<'_> {
         let model_path = RunDir::new(self.run).fold(self.fold).model();
         let model = SavedModel::load(&model_path).with_context(|| format!("fold {}'s model", self.fold))?;
         let net = Net::new(model.spec.clone(), &model.weights, self.device)?;
-        let mapper = Mapper::new(&net, self.method, self.layer.as_deref()).and_then(|m| m.with_cells(self.cells)).map_err(anyhow::Error::msg)?;
+        let mapper = Mapper::new(&net, self.method, self.layer.as_deref()).and_then(|m| m.with_grid(self.cells, self.masks, self.seed)).map_err(anyhow::Error::msg)?;
         let fold = self.dataset.fold(self.fold).with_context(|| format!("{} has no fold {}", self.dataset.name, self.fold))?;
         let items: Vec<&crate::data::Item> = fold.test.iter().map(|&i| &self.dataset.items[i]).collect();
         let originals: Vec<RgbImage> = items.iter().map(|it| decode_file(&it.path, DEFAULT_MAX_PIXELS)).collect::<Result<_, _>>()?;
