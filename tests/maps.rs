@@ -68,6 +68,9 @@ fn on_a_hand_built_network_the_map_peaks_where_the_only_evidence_is() {
     // position to that pixel, and three pixels off the slope is noise.
     let rise = Mapper::new(&net, Some(Method::Rise), None).unwrap().with_grid(Some(8), 512, 5).unwrap();
     assert_eq!(rise.describe_layer(), "data, 512 masks of 8 × 8 cells");
+    // The deletion test's random baseline deletes blobs of the masks' cells, not pixels.
+    assert_eq!(rise.baseline_cells(), Some(8));
+    assert_eq!(Mapper::new(&net, Some(Method::Occlusion), None).unwrap().baseline_cells(), None);
     let (grids, log_odds) = rise.maps(net.input(x.clone(), net.device()));
     assert!((log_odds[0] - (6.0 / 64.0 + 0.5)).abs() < 1e-5, "{log_odds:?}");
     let g = &grids[0];

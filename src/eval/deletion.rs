@@ -7,9 +7,9 @@
 //! area under the curve.
 //!
 //! The baseline deletes the same areas chosen at random, at the map's own
-//! granularity: a random value per cell of the network's grid, upsampled
-//! exactly as the map is, so both orders delete blobs of the same size and
-//! differ only in which.
+//! granularity: a random value per cell of the network's grid (of the
+//! occlusion grid; of RISE's masks), upsampled exactly as the map is, so
+//! both orders delete blobs of the same size and differ only in which.
 
 use super::maps::{cell_rect, Grid, Mapper, NEGATIVE, POSITIVE};
 use super::scoring::Views;
@@ -49,7 +49,8 @@ pub fn deletion(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], steps: 
     for (i, stored) in images.iter().enumerate() {
         let Mapped { view, predicted, evidence: saliency, grid } = mapped_centre(mapper, pre, stored, crop);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
-        let random = Grid { values: (0..grid.values.len()).map(|_| rng.gen::<f32>()).collect(), ..grid }.resized(side, side).values;
+        let (height, width) = mapper.baseline_cells().map_or((grid.height, grid.width), |c| (c, c));
+        let random = Grid { height, width, values: (0..height * width).map(|_| rng.gen::<f32>()).collect() }.resized(side, side).values;
         let mut curves = Vec::new();
         for order in [ranking(&saliency), ranking(&random)] {
             let views: Vec<Vec<f32>> = fractions

@@ -292,6 +292,15 @@ impl<'a> Mapper<'a> {
         Ok(self)
     }
 
+    /// Cells a side of the grid whose cells a random baseline of the map's
+    /// granularity deletes, where that is not the map's own grid: RISE's
+    /// map is at the view's resolution but varies smoothly over its masks'
+    /// cells, so random pixels would be a finer (and harder) baseline than
+    /// the blobs its order deletes.
+    pub fn baseline_cells(&self) -> Option<usize> {
+        (self.method == Method::Rise).then_some(self.cells)
+    }
+
     /// What is mapped, for people: the layer, or the occlusion or RISE grid.
     pub fn describe_layer(&self) -> String {
         match self.method {
