@@ -87,6 +87,21 @@ fn on_a_hand_built_network_the_map_peaks_where_the_only_evidence_is() {
         }
     }
     assert!(rise.with_grid(None, 1, 0).err().unwrap().contains("at least 2 masks"));
+    // Extremal perturbation, one cell a pixel: only deleting the bright
+    // pixel lowers P(positive), so its cell is deleted first, everywhere else
+    // the gradient is zero and the scores stay 0.
+    let extremal = Mapper::new(&net, Some(Method::Extremal), None).unwrap().with_cells(8).unwrap().with_steps(5).unwrap();
+    assert_eq!(extremal.describe_layer(), "data, masks of 8 × 8 cells, 5 steps");
+    assert_eq!(extremal.baseline_cells(), Some(8));
+    let (grids, log_odds) = extremal.maps(net.input(x.clone(), net.device()));
+    assert!((log_odds[0] - (6.0 / 64.0 + 0.5)).abs() < 1e-5, "{log_odds:?}");
+    let g = &grids[0];
+    assert_eq!((g.height, g.width), (8, 8));
+    assert!(g.values[5 * 8 + 2] > 0.5, "the bright pixel's score {}", g.values[5 * 8 + 2]);
+    for (i, v) in g.values.iter().enumerate() {
+        assert!(i == 5 * 8 + 2 || v.abs() < 1e-6, "extremal: position {i}: {v}");
+    }
+    assert!(Mapper::new(&net, Some(Method::Extremal), None).unwrap().with_steps(0).err().unwrap().contains("at least 1 gradient step"));
     let occlusion = || Mapper::new(&net, Some(Method::Occlusion), None).unwrap();
     for bad in [0, 9] {
         assert!(occlusion().with_cells(bad).err().unwrap().contains("1 to 8 cells"));

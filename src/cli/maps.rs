@@ -2,7 +2,7 @@ use super::data::DataArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deepsent::eval::crossval::CrossvalConfig;
-use deepsent::eval::maps::{image_map, Mapper, Method, OCCLUSION_CELLS, RISE_CELLS, RISE_MASKS};
+use deepsent::eval::maps::{image_map, Mapper, Method, EXTREMAL_CELLS, EXTREMAL_STEPS, OCCLUSION_CELLS, RISE_CELLS, RISE_MASKS};
 use deepsent::eval::run_dir::RunDir;
 use deepsent::eval::scoring::Views;
 use deepsent::model::saved::SavedModel;
@@ -34,18 +34,22 @@ pub struct MapsArgs {
     /// Average the maps of the 10 oversampled views (each mapped back to where it was cut).
     #[arg(long)]
     oversample: bool,
-    /// cam, grad-cam, occlusion or rise [default: CAM where the network ends in
+    /// cam, grad-cam, occlusion, rise or extremal [default: CAM where the network ends in
     /// global average pooling and linear layers, else Grad-CAM].
     #[arg(long, value_parser = super::enum_value::<Method>)]
     method: Option<Method>,
     /// The blob Grad-CAM maps [default: the last with more than one position].
     #[arg(long)]
     layer: Option<String>,
-    #[arg(long, help = format!("Cells a side of an occlusion map (one forward pass each) [default: {OCCLUSION_CELLS}], or of RISE's random masks [default: {RISE_CELLS}]"))]
+    #[arg(long, help = format!("Cells a side of an occlusion map (one forward pass each) [default: {OCCLUSION_CELLS}], of RISE's random masks [default: {RISE_CELLS}], or of extremal perturbation's masks [default: {EXTREMAL_CELLS}]"))]
     cells: Option<usize>,
     /// RISE's random masks a view (one forward pass each).
     #[arg(long, default_value_t = RISE_MASKS)]
     masks: usize,
+    /// Extremal perturbation's gradient steps (each a forward and backward
+    /// pass of the view under each of its 4 masks).
+    #[arg(long, default_value_t = EXTREMAL_STEPS)]
+    iterations: usize,
     /// The deletion test on the test images of fold --fold of the crossval
     /// run --run, with that fold's model, and a dozen overlays.
     #[arg(long, requires_all = ["run", "fold"])]
@@ -54,6 +58,10 @@ pub struct MapsArgs {
     run: Option<PathBuf>,
     #[arg(long)]
     fold: Option<usize>,
+    /// With --eval, the deletion test on the fold's first this many test
+    /// images only (a quick look at a slow method) [default: all].
+    #[arg(long, requires = "eval")]
+    first: Option<usize>,
     #[command(flatten)]
     data: DataArgs,
     /// Deletion steps (the crop deleted a 1/steps at a time).
@@ -90,7 +98,7 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
         if described != config.dataset {
             bail!("{} was run on {}, not {described}: pass the same data flags (--root, --subset, --folds)", run.display(), config.dataset);
         }
-        let maps = FoldMaps { run: &run, fold: a.fold.expect("clap requires --fold"), dataset: &dataset, device: &device, method: a.method, layer: a.layer.clone(), cells: a.cells, masks: a.masks, steps: a.steps, seed: a.seed, batch: a.batch, overlays: a.overlays, oversample: a.oversample, cell_order_images: a.cell_orders, order_cells: a.order_cells };
+        let maps = FoldMaps { run: &run, fold: a.fold.expect("clap requires --fold"), dataset: &dataset, device: &device, method: a.method, layer: a.layer.clone(), cells: a.cells, masks: a.masks, iterations: a.iterations, first: a.first, steps: a.steps, seed: a.seed, batch: a.batch, overlays: a.overlays, oversample: a.oversample, cell_order_images: a.cell_orders, order_cells: a.order_cells };
         let r = maps.run(&a.out, &super::command_line())?;
         println!(
             "fold {} ({} test images, {} at {}): deletion AUC by the map {:.3}, at random {:.3} (ratio {:.2}; above the all-deleted floor {:.2}); {}",
@@ -115,7 +123,7 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
     let model_path = a.model.clone().expect("clap requires --model");
     let model = SavedModel::load(&model_path)?;
     let net = Net::new(model.spec.clone(), &model.weights, &device)?;
-    let mapper = Mapper::new(&net, a.method, a.layer.as_deref()).and_then(|m| m.with_grid(a.cells, a.masks, a.seed)).map_err(anyhow::Error::msg)?;
+    let mapper = Mapper::new(&net, a.method, a.layer.as_deref()).and_then(|m| m.with_grid(a.cells, a.masks, a.seed)).and_then(|m| m.with_steps(a.iterations)).map_err(anyhow::Error::msg)?;
     eprintln!("{} at {}", mapper.method, mapper.describe_layer());
     let views = if a.oversample { Views::TenCrop } else { Views::Center };
     let mut failed = 0;

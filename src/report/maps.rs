@@ -32,7 +32,7 @@ pub struct DeletionReport {
     pub fold: usize,
     pub method: Method,
     pub layer: String,
-    /// Test images of the fold (all of them).
+    /// Test images of the fold (all of them unless `--first`).
     pub images: usize,
     pub steps: usize,
     pub seed: u64,
@@ -62,6 +62,10 @@ pub struct FoldMaps<'a> {
     pub cells: Option<usize>,
     /// RISE's masks a view.
     pub masks: usize,
+    /// Extremal perturbation's gradient steps.
+    pub iterations: usize,
+    /// The fold's first this many test images only (else all).
+    pub first: Option<usize>,
     pub steps: usize,
     pub seed: u64,
     pub batch: usize,
@@ -81,9 +85,9 @@ impl FoldMaps<'_> {
         let model_path = RunDir::new(self.run).fold(self.fold).model();
         let model = SavedModel::load(&model_path).with_context(|| format!("fold {}'s model", self.fold))?;
         let net = Net::new(model.spec.clone(), &model.weights, self.device)?;
-        let mapper = Mapper::new(&net, self.method, self.layer.as_deref()).and_then(|m| m.with_grid(self.cells, self.masks, self.seed)).map_err(anyhow::Error::msg)?;
+        let mapper = Mapper::new(&net, self.method, self.layer.as_deref()).and_then(|m| m.with_grid(self.cells, self.masks, self.seed)).and_then(|m| m.with_steps(self.iterations)).map_err(anyhow::Error::msg)?;
         let fold = self.dataset.fold(self.fold).with_context(|| format!("{} has no fold {}", self.dataset.name, self.fold))?;
-        let items: Vec<&crate::data::Item> = fold.test.iter().map(|&i| &self.dataset.items[i]).collect();
+        let items: Vec<&crate::data::Item> = fold.test.iter().take(self.first.unwrap_or(usize::MAX)).map(|&i| &self.dataset.items[i]).collect();
         let originals: Vec<RgbImage> = items.iter().map(|it| decode_file(&it.path, DEFAULT_MAX_PIXELS)).collect::<Result<_, _>>()?;
         let stored: Vec<RgbImage> = originals.iter().map(|img| model.preprocess.resize_image(img)).collect();
         let refs: Vec<&RgbImage> = stored.iter().collect();
