@@ -2,7 +2,7 @@ use super::data::DataArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deepsent::eval::crossval::CrossvalConfig;
-use deepsent::eval::maps::{image_map, Mapper, Method, EXTREMAL_CELLS, EXTREMAL_STEPS, OCCLUSION_CELLS, RISE_CELLS, RISE_MASKS};
+use deepsent::eval::maps::{image_map, Mapper, Method, EXTREMAL_AREAS, EXTREMAL_CELLS, EXTREMAL_STEPS, OCCLUSION_CELLS, RISE_CELLS, RISE_MASKS};
 use deepsent::eval::run_dir::RunDir;
 use deepsent::eval::scoring::Views;
 use deepsent::model::saved::SavedModel;
@@ -46,9 +46,7 @@ pub struct MapsArgs {
     /// RISE's random masks a view (one forward pass each).
     #[arg(long, default_value_t = RISE_MASKS)]
     masks: usize,
-    /// Extremal perturbation's gradient steps (each a forward and backward
-    /// pass of the view under each of its 4 masks).
-    #[arg(long, default_value_t = EXTREMAL_STEPS)]
+    #[arg(long, default_value_t = EXTREMAL_STEPS, help = format!("Extremal perturbation's gradient steps (each a forward and backward pass of the view under each of its {} masks)", EXTREMAL_AREAS.len()))]
     iterations: usize,
     /// The deletion test on the test images of fold --fold of the crossval
     /// run --run, with that fold's model, and a dozen overlays.

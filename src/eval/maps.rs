@@ -34,12 +34,12 @@
 //!   cannot be read from.
 //!
 //! - **Extremal perturbation** (Fong, Patrick & Vedaldi 2019), for any
-//!   network, from its input gradient: for a few areas, the smooth mask of
-//!   that area whose deletion lowers the predicted class most, optimised
-//!   through the network ([`extremal`]). Where occlusion and RISE average
+//!   network, from its input gradient: an order of the cells of a grid whose
+//!   nested deletions (5 % to 80 % of the view) lower the predicted class
+//!   fastest, searched through the network ([`extremal`]). Where occlusion and RISE average
 //!   over cells removed at random, it searches for the region to remove, as
-//!   the deletion test's best orders do; 100 forward and backward passes of
-//!   4 masked copies a view.
+//!   the deletion test's best orders do; 40 forward and backward passes of
+//!   8 masked copies a view.
 //!
 //! Maps are computed per view, on the network's grid (13 × 13 for
 //! SqueezeNet at 227, 7 × 7 for EfficientNet-Lite0 at 224), then brought to
