@@ -51,7 +51,7 @@ mod extremal;
 pub use extremal::{EXTREMAL_AREAS, EXTREMAL_CELLS, EXTREMAL_STEPS};
 
 use super::scoring::Views;
-use crate::model::net::{to_f32s, Mode, Net, Params};
+use crate::model::net::{to_f32s, Mode, Net};
 use crate::model::spec::{LayerKind, PoolMethod};
 use crate::preprocess::Preprocess;
 use burn::prelude::*;
@@ -383,7 +383,7 @@ impl<'a> Mapper<'a> {
         let features = before[&self.layer].clone();
         let tracked = features.clone().autodiff().require_grad();
         let blobs: HashMap<String, Tensor<4>> = before.into_iter().map(|(k, v)| if k == self.layer { (k, tracked.clone()) } else { (k, v.autodiff()) }).collect();
-        let params: Params = self.net.params.iter().map(|b| b.iter().map(|t| t.clone().autodiff()).collect()).collect();
+        let params = self.net.untracked_autodiff_params();
         let logits = self.net.forward_from(&params, blobs, *start, &mut Mode::Test, &[logits_name]).remove(logits_name).expect("logits");
         let [n, k, _, _] = logits.dims();
         let flat = logits.reshape([n, k]);

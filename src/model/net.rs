@@ -162,6 +162,12 @@ impl Net {
         w
     }
 
+    /// The net's own parameters on the autodiff backend, not tracked: a pass
+    /// through them records what a blob's gradient needs, not theirs.
+    pub fn untracked_autodiff_params(&self) -> Params {
+        self.params.iter().map(|b| b.iter().map(|t| t.clone().autodiff()).collect()).collect()
+    }
+
     /// Blobs back to parameter-shaped tensors on this net's device.
     pub fn weights_as_params(&self, weights: &Weights) -> Result<Params, WeightsError> {
         Ok(Net::new(self.spec.clone(), weights, &self.device)?.params)

@@ -63,32 +63,35 @@ impl Mapper<'_> {
         let signs: Vec<f32> = whole.iter().map(|&z| if z > 0.0 { 1.0 } else { -1.0 }).collect();
         let g = self.cells;
         let up = Upsample::blocks(g, h, w);
-        let params: Params = self.net.params.iter().map(|b| b.iter().map(|t| t.clone().autodiff()).collect()).collect();
+        let params = self.net.untracked_autodiff_params();
         let view = |v: usize| &views[v * view_len..(v + 1) * view_len];
-        // The start: the first-order estimate of how much deleting each cell
-        // lowers the probability, scaled to unit spread.
-        let none = vec![0.0f32; g * g];
-        let mut scores: Vec<f32> = Vec::with_capacity(n * g * g);
-        for chunk in (0..n).collect::<Vec<_>>().chunks(BATCH) {
-            let grads = self.deletion_gradients(&params, &up, &chunk.iter().map(|&v| view(v)).collect::<Vec<_>>(), &vec![none.as_slice(); chunk.len()], &chunk.iter().map(|&v| signs[v]).collect::<Vec<_>>());
-            for grad in grads {
-                let spread = (grad.iter().map(|x| x * x).sum::<f32>() / grad.len() as f32).sqrt().max(f32::MIN_POSITIVE);
-                scores.extend(grad.iter().map(|x| -x / spread));
-            }
-        }
-        let areas = &EXTREMAL_AREAS;
-        let copies: Vec<(usize, f32)> = (0..n).flat_map(|v| areas.iter().map(move |&a| (v, a))).collect();
-        let mut adam = Adam::new(scores.len());
-        for _ in 0..self.steps {
+        // Σ over `areas` of the gradient of the probability with each view's
+        // mask of that area deleted, passed straight through to the scores.
+        let score_gradient = |scores: &[f32], areas: &[f32]| {
+            let copies: Vec<(usize, f32)> = (0..n).flat_map(|v| areas.iter().map(move |&a| (v, a))).collect();
             let mut grad = vec![0.0f32; scores.len()];
             for chunk in copies.chunks(BATCH) {
                 let masks: Vec<Vec<f32>> = chunk.iter().map(|&(v, a)| top_cells(&scores[v * g * g..(v + 1) * g * g], a)).collect();
                 let grads = self.deletion_gradients(&params, &up, &chunk.iter().map(|&(v, _)| view(v)).collect::<Vec<_>>(), &masks.iter().map(Vec::as_slice).collect::<Vec<_>>(), &chunk.iter().map(|&(v, _)| signs[v]).collect::<Vec<_>>());
-                // Straight through: each mask's gradient is its scores'.
                 for (&(v, _), cells) in chunk.iter().zip(grads) {
                     grad[v * g * g..(v + 1) * g * g].iter_mut().zip(cells).for_each(|(s, c)| *s += c);
                 }
             }
+            grad
+        };
+        // The start: the first-order estimate of how much deleting each cell
+        // lowers the probability (the gradient with nothing deleted), scaled
+        // to unit spread.
+        let mut scores: Vec<f32> = score_gradient(&vec![0.0; n * g * g], &[0.0])
+            .chunks(g * g)
+            .flat_map(|grad| {
+                let spread = (grad.iter().map(|x| x * x).sum::<f32>() / grad.len() as f32).sqrt().max(f32::MIN_POSITIVE);
+                grad.iter().map(move |x| -x / spread)
+            })
+            .collect();
+        let mut adam = Adam::new(scores.len());
+        for _ in 0..self.steps {
+            let grad = score_gradient(&scores, &EXTREMAL_AREAS);
             adam.step(&mut scores, &grad, LEARNING_RATE);
         }
         let grids = scores.chunks(g * g).zip(&signs).map(|(s, sign)| Grid { height: h, width: w, values: up.apply(&s.iter().map(|x| sign * x).collect::<Vec<_>>()) }).collect();
@@ -109,8 +112,7 @@ impl Mapper<'_> {
                 batch.extend(channel.iter().zip(d).map(|(&x, &d)| x * (1.0 - d)));
             }
         }
-        let logits_name = self.net.spec.logits_blob().to_string();
-        let input_grad = self.class_probability_input_gradient(params, batch, signs, &logits_name);
+        let input_grad = self.class_probability_input_gradient(params, batch, signs);
         views
             .iter()
             .zip(input_grad.chunks(views[0].len()))
@@ -126,8 +128,9 @@ impl Mapper<'_> {
 
     /// The gradient of Σ_i σ(sign_i · log-odds_i) with respect to the views
     /// `batch` (image after image), in test mode.
-    fn class_probability_input_gradient(&self, params: &Params, batch: Vec<f32>, signs: &[f32], logits_name: &str) -> Vec<f32> {
+    fn class_probability_input_gradient(&self, params: &Params, batch: Vec<f32>, signs: &[f32]) -> Vec<f32> {
         let device = self.net.device();
+        let logits_name = self.net.spec.logits_blob();
         let tracked = self.net.input(batch, device).autodiff().require_grad();
         let blobs = HashMap::from([(self.net.spec.input.blob.clone(), tracked.clone())]);
         let logits = self.net.forward_from(params, blobs, 0, &mut Mode::Test, &[logits_name]).remove(logits_name).expect("logits");
@@ -238,7 +241,7 @@ layer { name: "fc" type: "InnerProduct" bottom: "p" top: "fc" inner_product_para
     fn the_mask_gradient_matches_finite_differences() {
         let net = small_net();
         let mapper = Mapper::new(&net, Some(super::super::Method::Extremal), None).unwrap().with_cells(3).unwrap();
-        let params: Params = net.params.iter().map(|b| b.iter().map(|t| t.clone().autodiff()).collect()).collect();
+        let params = net.untracked_autodiff_params();
         let up = Upsample::blocks(3, 6, 6);
         let view: Vec<f32> = (0..108).map(|i| (((i * 11) % 23) as f32 - 11.0) / 7.0).collect();
         let mask: Vec<f32> = (0..9).map(|i| 0.15 + 0.08 * i as f32).collect();
