@@ -99,7 +99,7 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
         let maps = FoldMaps { run: &run, fold: a.fold.expect("clap requires --fold"), dataset: &dataset, device: &device, method: a.method, layer: a.layer.clone(), cells: a.cells, masks: a.masks, iterations: a.iterations, first: a.first, steps: a.steps, seed: a.seed, batch: a.batch, overlays: a.overlays, oversample: a.oversample, cell_order_images: a.cell_orders, order_cells: a.order_cells };
         let r = maps.run(&a.out, &super::command_line())?;
         println!(
-            "fold {} ({} test images, {} at {}): deletion AUC by the map {:.3}, at random {:.3} (ratio {:.2}; above the all-deleted floor {:.2}); {}",
+            "fold {} ({} test images, {} at {}): deletion AUC by the map {:.3}, at random {:.3} (ratio {:.2}; above the all-deleted floor {}); {}",
             r.fold,
             r.images,
             r.method,
@@ -107,7 +107,7 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
             r.deletion.deletion_auc_map,
             r.deletion.deletion_auc_random,
             r.ratio,
-            r.ratio_above_floor,
+            r.ratio_above_floor.map_or("undefined: the random curve lies below it".to_string(), |r| format!("{r:.2}")),
             a.out.join("deletion.json").display()
         );
         if let Some(c) = &r.cell_orders {

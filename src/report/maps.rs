@@ -40,8 +40,9 @@ pub struct DeletionReport {
     pub ratio: f64,
     /// The same ratio of the areas above the probability with the whole
     /// crop deleted (where both curves end): the fall each order causes,
-    /// without the floor that no order can go below.
-    pub ratio_above_floor: f64,
+    /// without that floor. None (null) where the random curve's area does
+    /// not lie above the floor: the ratio has no meaning there.
+    pub ratio_above_floor: Option<f64>,
     #[serde(flatten)]
     pub deletion: Deletion,
     /// The same test over cells, against the greedy order (`--cell-orders`).
@@ -138,7 +139,8 @@ impl FoldMaps<'_> {
             ratio: deletion.deletion_auc_map / deletion.deletion_auc_random.max(f64::MIN_POSITIVE),
             ratio_above_floor: {
                 let floor = deletion.curve_map.last().copied().unwrap_or(0.0);
-                (deletion.deletion_auc_map - floor) / (deletion.deletion_auc_random - floor).max(f64::MIN_POSITIVE)
+                let random_above = deletion.deletion_auc_random - floor;
+                (random_above > 0.0).then(|| (deletion.deletion_auc_map - floor) / random_above)
             },
             deletion,
             cell_orders,
