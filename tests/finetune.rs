@@ -124,6 +124,7 @@ fn config() -> CrossvalConfig {
             head_init: HeadInit::Probe,
             new_lr_mult: 1.0,
             seed: 0,
+            wise_alpha: 1.0,
         },
         folds: vec![1],
         search: vec!["base_lr=0.001,0.01".parse().unwrap(), "schedule=step,cosine".parse().unwrap()],
@@ -202,4 +203,47 @@ fn a_searched_crossval_records_the_grid_the_choice_the_pairs_and_the_movement() 
     // The run resumes from what it wrote: the same results again.
     let again = cv.run(dir.path()).unwrap();
     assert_eq!(serde_json::to_string(&again.folds).unwrap(), serde_json::to_string(&r.folds).unwrap());
+}
+
+#[test]
+fn points_that_differ_only_in_the_interpolation_share_one_training() {
+    let backbone = tiny_backbone();
+    let ops = parse_ops("replace:fc:2").unwrap();
+    let (dataset, cache) = tiny_dataset(|i| i >= 30);
+    for inner_folds in [0, 2] {
+        let config = CrossvalConfig { search: vec!["base_lr=0.05".parse().unwrap(), "wise_alpha=0,0.5,1".parse().unwrap()], inner_folds, ..config() };
+        let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config: config.clone(), eval_batch: 8, device: &deepsent::model::device::cpu() };
+        let dir = tempfile::tempdir().unwrap();
+        let (_, record) = search::choose(&cv, &dataset.folds[0], 1, &RunDir::new(dir.path()).fold(1)).unwrap();
+        let [none, half, all] = &record.points[..] else { panic!("3 points: {:?}", record.points.len()) };
+        // One training, counted once.
+        let splits = inner_folds.max(1);
+        let one = splits * config.recipe.solver.iterations(record.inner_train) * config.recipe.solver.batch;
+        assert_eq!((all.images_trained, half.images_trained, none.images_trained), (0, 0, one), "inner folds {inner_folds}");
+        assert_eq!(record.images_trained, one);
+        // α = 0 is the start: its held-out accuracy is the accuracy before training.
+        assert_eq!(none.largest_pretrained_change, Some(0.0));
+        assert!((none.val_accuracy - none.val_accuracy_before.unwrap()).abs() < 1e-12);
+        // α = 0.5 is half way: every layer's change halves.
+        let (h, a) = (half.largest_pretrained_change.unwrap(), all.largest_pretrained_change.unwrap());
+        assert!(a > 1e-3 && (h - a / 2.0).abs() < 1e-4 * a, "half {h} against the whole {a}");
+        assert_eq!(half.val_curve, all.val_curve, "the same training");
+    }
+}
+
+#[test]
+fn a_run_at_wise_alpha_zero_ends_where_it_started() {
+    let backbone = tiny_backbone();
+    let ops = parse_ops("replace:fc:2").unwrap();
+    let (dataset, cache) = tiny_dataset(|_| false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = CrossvalConfig { search: vec![], ..config() };
+    config.recipe.wise_alpha = 0.0;
+    let cv = Crossval { backbone: &backbone, ops: &ops, dataset: &dataset, cache: &cache, config, eval_batch: 8, device: &deepsent::model::device::cpu() };
+    let r = cv.run(dir.path()).unwrap();
+    let f = &r.folds[0];
+    assert_eq!(Some(f.acc_center), f.acc_center_before);
+    assert!(f.movement.iter().all(|m| m.relative_change == 0.0), "{:?}", f.movement);
+    // The training itself moved the loss: the log is the trained network's.
+    assert!(f.final_loss.is_some());
 }

@@ -80,6 +80,12 @@ pub struct RecipeArgs {
     /// smoothing, e.g. 0.1); 0: one-hot targets.
     #[arg(long)]
     pub label_smoothing: Option<f64>,
+    /// End this share of the way from the start to the trained weights
+    /// (WiSE-FT's weight-space ensemble with the probe-initialised start;
+    /// 1: the trained weights). Search it (`--search wise_alpha=0.5,1`) and
+    /// the points share one training.
+    #[arg(long)]
+    pub wise_alpha: Option<f64>,
 }
 
 impl RecipeArgs {
@@ -117,14 +123,14 @@ mod tests {
         let args = ["x", "--surgery", "fc7-2", "--base-lr", "0.01", "--step-epochs", "3", "--gamma", "0.5", "--momentum", "0.8", "--weight-decay", "0.001",
             "--epochs", "9", "--batch", "64", "--micro-batch", "16", "--head-init", "probe", "--new-lr-mult", "2", "--seed", "4", "--schedule", "cosine",
             "--warmup-epochs", "1", "--layer-decay", "0.9", "--freeze-layers", "2", "--decay-to", "pretrained", "--swa-epochs", "2", "--augment", "strong",
-            "--batchnorm", "batch", "--label-smoothing", "0.1"];
+            "--batchnorm", "batch", "--label-smoothing", "0.1", "--wise-alpha", "0.5"];
         let r = Cli::parse_from(args).recipe.overrides().recipe("caffenet").unwrap();
         let s = &r.solver;
         assert_eq!((r.surgery.as_str(), r.head_init, r.new_lr_mult, r.seed), ("fc7-2", HeadInit::Probe, 2.0, 4));
         assert_eq!((s.base_lr, s.step_epochs, s.gamma, s.momentum, s.weight_decay, s.epochs, s.batch, s.micro_batch), (0.01, 3.0, 0.5, 0.8, 0.001, 9.0, 64, 16));
         assert_eq!((s.schedule, s.warmup_epochs, s.layer_decay, s.freeze_layers), (Schedule::Cosine, 1.0, 0.9, 2));
         assert_eq!((s.decay_to, s.swa_epochs, s.augment, s.batchnorm), (DecayTarget::Pretrained, 2.0, Augment::Strong, BatchNormMode::Batch));
-        assert_eq!(s.label_smoothing, 0.1);
+        assert_eq!((s.label_smoothing, r.wise_alpha), (0.1, 0.5));
         // Every recipe key is a flag (the test above sets each one).
         assert_eq!(args.iter().filter(|a| a.starts_with("--")).count(), Recipe::keys().len());
         assert!(defaults_help().contains("--base-lr          0.001") && defaults_help().contains("--surgery          ft"), "{}", defaults_help());

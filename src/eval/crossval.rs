@@ -320,7 +320,7 @@ impl Crossval<'_> {
         };
         let t0 = std::time::Instant::now();
         let test_accuracy = |net: &Net| score(&probabilities(net, pre, &test_x, Views::Center, self.eval_batch), &test_y).accuracy;
-        let Trained { net, log, probe_init, acc_before, movement } = self.fine_tuning(&recipe).train(&name, seed, &train_x, &train_y, &dir.train, |net| Some(test_accuracy(net)))?;
+        let Trained { net, log, probe_init, acc_before, movement, .. } = self.fine_tuning(&recipe).train(&name, seed, &train_x, &train_y, &dir.train, |net| Some(test_accuracy(net)))?;
         let acc_center_before = acc_before;
         let train_seconds = log.last().map(|l| l.seconds).unwrap_or(0.0).max(t0.elapsed().as_secs_f64());
         let center_p = probabilities(&net, pre, &test_x, Views::Center, self.eval_batch);

@@ -36,6 +36,30 @@ pub struct Trained {
     pub acc_before: Option<f64>,
     /// How far each weight layer moved from where training started.
     pub movement: Vec<LayerMovement>,
+    /// Where training started (the new layers as initialised).
+    pub start: Weights,
+    /// The layers the surgery made.
+    pub new_layers: Vec<String>,
+}
+
+impl Trained {
+    /// The network `alpha` of the way from its start to where training left
+    /// it (`Recipe::wise_alpha`), and how far each layer then is from the start.
+    pub fn at(&self, alpha: f64) -> Result<(Net, Vec<LayerMovement>)> {
+        let trained = self.net.weights();
+        // 1 is the trained weights exactly (start + 1·(w − start) rounds).
+        let weights = if alpha == 1.0 { trained } else { trained.interpolated_from(&self.start, alpha as f32) };
+        let net = Net::new(self.net.spec.clone(), &weights, self.net.device())?;
+        Ok((net, movement(&self.net.spec, &self.start, &weights, &self.new_layers)))
+    }
+
+    /// This network moved back to `alpha` of the way from its start (1 leaves it as it is).
+    pub fn interpolated(mut self, alpha: f64) -> Result<Trained> {
+        if alpha != 1.0 {
+            (self.net, self.movement) = self.at(alpha)?;
+        }
+        Ok(self)
+    }
 }
 
 impl FineTuning<'_> {
@@ -79,7 +103,7 @@ impl FineTuning<'_> {
         let cfg = FitConfig { settings: &self.recipe.solver, seed, run_dir: dir, name: name.to_string(), stop_after: None, new_layers: &patient.new_layers };
         let log = fit(&mut net, pre, images, labels, &cfg, evaluate)?;
         let movement = movement(&net.spec, &start, &net.weights(), &patient.new_layers);
-        Ok(Trained { net, log, probe_init, acc_before, movement })
+        Trained { net, log, probe_init, acc_before, movement, start, new_layers: patient.new_layers }.interpolated(self.recipe.wise_alpha)
     }
 }
 

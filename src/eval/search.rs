@@ -143,11 +143,12 @@ pub struct PointScore {
     pub val_loss: f64,
     /// Held-out accuracy before training (the probe-initialised start).
     pub val_accuracy_before: Option<f64>,
-    /// Held-out accuracy after each epoch.
+    /// Held-out accuracy after each epoch (of the trained weights, before any interpolation).
     pub val_curve: Vec<f64>,
     /// Largest relative weight change of a pretrained layer.
     pub largest_pretrained_change: Option<f64>,
-    /// Training images passed forward and backward (iterations × batch).
+    /// Training images passed forward and backward (iterations × batch;
+    /// 0 where another point's training served this one).
     pub images_trained: usize,
     pub seconds: f64,
     /// With inner folds: each inner fold's held-out accuracy (the mean is `val_accuracy`).
@@ -212,72 +213,120 @@ fn inner<'a>(cv: &'a Crossval, fold: &Fold, seed: u64) -> Vec<Inner<'a>> {
         .collect()
 }
 
+/// A point's values less those applied after training: points alike in
+/// these train the same network.
+fn training_values(point: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    point.iter().filter(|(k, _)| !Recipe::AFTER_TRAINING.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 /// Point `j` (from 1) of the fold's search: read back if it was scored, else
-/// trained on each split's inner part and scored on its held-out part. Reads
-/// only `fold.train`. A study's workers run the points of a fold as
-/// separate jobs; `choose` then reads them back.
+/// trained on each split's inner part and scored on its held-out part. The
+/// points that differ from it only in what is applied after training (the
+/// weight interpolation `wise_alpha`) train the same network, so it is
+/// trained once and each of them is scored on it (and kept). Reads only
+/// `fold.train`. A study's workers run the points of a fold as separate
+/// jobs; `choose` then reads them back.
 pub fn point(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir, j: usize) -> Result<PointScore> {
     let points = grid(&cv.config.search);
     let values = points.get(j.wrapping_sub(1)).with_context(|| format!("the search has {} points, not {j}", points.len()))?;
-    let score_path = dir.search_score(j);
-    if let Some(kept) = kept_score(&score_path) {
+    if let Some(kept) = kept_score(&dir.search_score(j)) {
         return kept;
     }
-    let recipe = apply(&cv.config.recipe, values)?;
-    let name = format!("fold {} search {j}/{} {}", fold.number, points.len(), describe(values));
+    let alike: Vec<usize> = (1..=points.len()).filter(|&k| training_values(&points[k - 1]) == training_values(values)).collect();
+    let scored: Vec<(&BTreeMap<String, Value>, f64)> =
+        alike.iter().map(|&k| Ok((&points[k - 1], apply(&cv.config.recipe, &points[k - 1])?.wise_alpha))).collect::<Result<_>>()?;
+    let trainer = alike.iter().position(|&k| k == j).expect("a point trains like itself");
+    let training = apply(&cv.config.recipe, values)?.as_trained();
+    let name = format!("fold {} search {j}/{} {}", fold.number, points.len(), describe(&training_values(values)));
     let splits = inner(cv, fold, seed);
-    let s = if splits.len() == 1 {
-        split_score(cv, &recipe, values, &splits[0], seed, &dir.search_point(j), &name)?
+    // by_split[s][i]: split s's score of point alike[i].
+    let by_split: Vec<Vec<PointScore>> = if splits.len() == 1 {
+        vec![split_scores(cv, &training, &scored, trainer, &splits[0], seed, &dir.search_point(j), &name)?]
     } else {
-        // Each inner fold trains in its own directory and keeps its score, so
+        // Each inner fold trains in its own directory and keeps its scores, so
         // an interrupted point resumes at the inner fold it was in.
-        let scores = splits
+        splits
             .iter()
             .enumerate()
             .map(|(s, split)| {
-                let split_dir = dir.search_split(j, s + 1);
-                let path = split_dir.path().join("score.json");
-                if let Some(kept) = kept_score(&path) {
-                    return kept;
+                let paths: Vec<_> = alike.iter().map(|&k| dir.search_split(k, s + 1).path().join("score.json")).collect();
+                if let Some(kept) = paths.iter().map(|p| kept_score(p)).collect::<Option<Vec<_>>>() {
+                    return kept.into_iter().collect::<Result<Vec<_>>>();
                 }
+                let split_dir = dir.search_split(j, s + 1);
                 let name = format!("{name} inner fold {}/{}", s + 1, splits.len());
-                let score = split_score(cv, &recipe, values, split, seed, &split_dir, &name)?;
-                crate::atomic_write::write(&path, serde_json::to_string_pretty(&score)?)?;
+                let scores = split_scores(cv, &training, &scored, trainer, split, seed, &split_dir, &name)?;
+                for (path, score) in paths.iter().zip(&scores) {
+                    write_score(path, score)?;
+                }
                 split_dir.remove_checkpoint();
-                Ok(score)
+                Ok(scores)
             })
-            .collect::<Result<Vec<_>>>()?;
-        let mean = mean_score(values, &scores);
-        eprintln!("{name}: mean over {} inner folds {:.3}, loss {:.4}", scores.len(), mean.val_accuracy, mean.val_loss);
-        mean
+            .collect::<Result<_>>()?
     };
-    crate::atomic_write::write(&score_path, serde_json::to_string_pretty(&s)?)?;
+    let mut own = None;
+    for (i, &k) in alike.iter().enumerate() {
+        let s = if splits.len() == 1 {
+            by_split[0][i].clone()
+        } else {
+            let m = mean_score(&points[k - 1], &by_split.iter().map(|split| split[i].clone()).collect::<Vec<_>>());
+            eprintln!("fold {} search {k}/{}: mean over {} inner folds {:.3}, loss {:.4}", fold.number, points.len(), splits.len(), m.val_accuracy, m.val_loss);
+            m
+        };
+        // A point another job scored first keeps its file (the same numbers).
+        if k == j || !dir.search_score(k).exists() {
+            write_score(&dir.search_score(k), &s)?;
+        }
+        if k == j {
+            own = Some(s);
+        }
+    }
     dir.search_point(j).remove_checkpoint();
-    Ok(s)
+    Ok(own.expect("a point is among those that train like it"))
 }
 
-/// The point trained on one split's inner part and scored on its held-out part.
-fn split_score(cv: &Crossval, recipe: &Recipe, values: &BTreeMap<String, Value>, split: &Inner, seed: u64, train_dir: &crate::train::TrainDir, name: &str) -> Result<PointScore> {
+fn write_score(path: &std::path::Path, score: &PointScore) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(crate::atomic_write::write(path, serde_json::to_string_pretty(score)?)?)
+}
+
+/// The network trained on one split's inner part with `training`, and each
+/// of `scored` (a point's values and its `wise_alpha`) scored on the split's
+/// held-out part. The training's cost goes to `scored[trainer]`, the point
+/// that ran it, so that the search's cost counts it once.
+#[allow(clippy::too_many_arguments)]
+fn split_scores(cv: &Crossval, training: &Recipe, scored: &[(&BTreeMap<String, Value>, f64)], trainer: usize, split: &Inner, seed: u64, train_dir: &crate::train::TrainDir, name: &str) -> Result<Vec<PointScore>> {
     let Inner { fit_x, fit_y, val_x, val_y } = split;
     let pre = &cv.backbone.preprocess;
     let val_accuracy = |net: &crate::model::Net| score(&probabilities(net, pre, val_x, Views::Center, cv.eval_batch), val_y).accuracy;
     let t0 = std::time::Instant::now();
-    let trained = cv.fine_tuning(recipe).train(name, seed, fit_x, fit_y, train_dir, |net| Some(val_accuracy(net)))?;
-    let p = probabilities(&trained.net, pre, val_x, Views::Center, cv.eval_batch);
-    let val_loss = p.iter().zip(val_y).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum::<f64>() / val_y.len().max(1) as f64;
-    let s = PointScore {
-        values: values.clone(),
-        val_accuracy: score(&p, val_y).accuracy,
-        val_loss,
-        val_accuracy_before: trained.acc_before,
-        val_curve: trained.log.iter().filter_map(|e| e.test_acc).collect(),
-        largest_pretrained_change: super::movement::largest_pretrained(&trained.movement),
-        images_trained: recipe.solver.iterations(fit_x.len()) * recipe.solver.batch,
-        seconds: trained.log.last().map_or(0.0, |l| l.seconds).max(t0.elapsed().as_secs_f64()),
-        split_accuracies: Vec::new(),
-    };
-    eprintln!("{name}: held-out accuracy {:.3} (before {}), loss {:.4}", s.val_accuracy, s.val_accuracy_before.map_or("-".into(), |a| format!("{a:.3}")), s.val_loss);
-    Ok(s)
+    let trained = cv.fine_tuning(training).train(name, seed, fit_x, fit_y, train_dir, |net| Some(val_accuracy(net)))?;
+    let seconds = trained.log.last().map_or(0.0, |l| l.seconds).max(t0.elapsed().as_secs_f64());
+    scored
+        .iter()
+        .enumerate()
+        .map(|(i, &(values, alpha))| {
+            let (net, movement) = trained.at(alpha)?;
+            let p = probabilities(&net, pre, val_x, Views::Center, cv.eval_batch);
+            let val_loss = p.iter().zip(val_y).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum::<f64>() / val_y.len().max(1) as f64;
+            let s = PointScore {
+                values: values.clone(),
+                val_accuracy: score(&p, val_y).accuracy,
+                val_loss,
+                val_accuracy_before: trained.acc_before,
+                val_curve: trained.log.iter().filter_map(|e| e.test_acc).collect(),
+                largest_pretrained_change: super::movement::largest_pretrained(&movement),
+                images_trained: if i == trainer { training.solver.iterations(fit_x.len()) * training.solver.batch } else { 0 },
+                seconds: if i == trainer { seconds } else { 0.0 },
+                split_accuracies: Vec::new(),
+            };
+            let how = if scored.len() > 1 { format!(" {}", describe(values)) } else { String::new() };
+            eprintln!("{name}{how}: held-out accuracy {:.3} (before {}), loss {:.4}", s.val_accuracy, s.val_accuracy_before.map_or("-".into(), |a| format!("{a:.3}")), s.val_loss);
+            Ok(s)
+        })
+        .collect()
 }
 
 /// A point's score over inner folds: accuracies, losses and curves averaged

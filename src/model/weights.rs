@@ -48,6 +48,29 @@ pub enum WeightsError {
 }
 
 impl Weights {
+    /// The point `alpha` of the way from `start` to `self`: start + α·(self − start),
+    /// blob by blob (a layer `start` lacks is kept as it is). With α in
+    /// (0, 1) this is weight-space ensembling of a fine-tuned network with its
+    /// start (WiSE-FT, Wortsman et al. 2022).
+    pub fn interpolated_from(&self, start: &Weights, alpha: f32) -> Weights {
+        let layers = self
+            .layers
+            .iter()
+            .map(|(name, blobs)| {
+                let blobs = match start.layers.get(name) {
+                    Some(from) if from.len() == blobs.len() && from.iter().zip(blobs).all(|(a, b)| a.shape == b.shape) => from
+                        .iter()
+                        .zip(blobs)
+                        .map(|(a, b)| Blob::new(b.shape.clone(), a.data.iter().zip(&b.data).map(|(&u, &v)| u + alpha * (v - u)).collect()))
+                        .collect(),
+                    _ => blobs.clone(),
+                };
+                (name.clone(), blobs)
+            })
+            .collect();
+        Weights { layers }
+    }
+
     /// Checks that every parameterised layer of `spec` has blobs of the right
     /// shape, and brings legacy shapes to the spec's (old caffemodels store an
     /// inner product's weights as 1 × 1 × out × in and biases as 1 × 1 × 1 × out:
@@ -111,5 +134,26 @@ impl Weights {
     /// Keeps only the layers of `spec` (drops weights a surgery removed).
     pub fn retain_spec(&mut self, spec: &NetSpec) {
         self.layers.retain(|name, _| spec.layer(name).is_some());
+    }
+}
+
+#[cfg(test)]
+mod interpolation_tests {
+    use super::*;
+
+    #[test]
+    fn a_point_between_two_networks_by_hand() {
+        let w = |a: [f32; 2], b: f32| {
+            let mut w = Weights::default();
+            w.layers.insert("fc".into(), vec![Blob::new(vec![1, 2], a.to_vec()), Blob::new(vec![1], vec![b])]);
+            w
+        };
+        let (start, end) = (w([1.0, -2.0], 0.0), w([3.0, 2.0], 1.0));
+        assert_eq!(end.interpolated_from(&start, 0.25), w([1.5, -1.0], 0.25));
+        assert_eq!(end.interpolated_from(&start, 0.0), start);
+        // A layer the start lacks (or shaped otherwise) is kept as it ends.
+        let mut more = end.clone();
+        more.layers.insert("new".into(), vec![Blob::new(vec![1], vec![7.0])]);
+        assert_eq!(more.interpolated_from(&start, 0.5).layers["new"][0].data, [7.0]);
     }
 }

@@ -34,11 +34,22 @@ pub struct Recipe {
     pub new_lr_mult: f32,
     /// Seed of every random choice (shuffles, crops, dropout, new weights).
     pub seed: u64,
+    /// Where between its start and its trained weights the network ends:
+    /// start + α·(trained − start). 1 (the paper's): the trained weights;
+    /// between 0 and 1, weight-space ensembling with the start (WiSE-FT,
+    /// Wortsman et al. 2022), which keeps some of what the probe-initialised
+    /// start got right while the fine-tuned one gets other images right.
+    #[serde(default = "one")]
+    pub wise_alpha: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for Recipe {
     fn default() -> Self {
-        Recipe { surgery: "ft".into(), solver: SolverSettings::default(), head_init: HeadInit::Random, new_lr_mult: NEW_LAYER_LR_MULT, seed: 0 }
+        Recipe { surgery: "ft".into(), solver: SolverSettings::default(), head_init: HeadInit::Random, new_lr_mult: NEW_LAYER_LR_MULT, seed: 0, wise_alpha: 1.0 }
     }
 }
 
@@ -58,8 +69,27 @@ impl Recipe {
             }
         }
         let recipe: Recipe = serde_json::from_value(v).map_err(|e| format!("{}: {e}", Value::Object(values.clone())))?;
-        recipe.solver.check().map_err(|e| format!("{}: {e}", Value::Object(values.clone())))?;
+        recipe.check().map_err(|e| format!("{}: {e}", Value::Object(values.clone())))?;
         Ok(recipe)
+    }
+
+    /// The solver's settings and the recipe's own, checked.
+    pub fn check(&self) -> Result<(), String> {
+        self.solver.check()?;
+        if !(0.0..=1.0).contains(&self.wise_alpha) {
+            return Err(format!("wise_alpha {} must be in [0, 1]", self.wise_alpha));
+        }
+        Ok(())
+    }
+
+    /// The keys applied after training, which do not change how the network
+    /// trains: points of a search that differ only in them share one training.
+    pub const AFTER_TRAINING: [&'static str; 1] = ["wise_alpha"];
+
+    /// This recipe as it trains: what is applied after training left at its
+    /// identity (the trained weights as they are).
+    pub fn as_trained(&self) -> Recipe {
+        Recipe { wise_alpha: 1.0, ..self.clone() }
     }
 
     /// Every key `with` sets.
@@ -109,6 +139,7 @@ pub struct RecipeOverrides {
     pub augment: Option<super::solver::Augment>,
     pub batchnorm: Option<super::solver::BatchNormMode>,
     pub label_smoothing: Option<f64>,
+    pub wise_alpha: Option<f64>,
     /// Settings chosen per fold by nested search, as `KEY=V1,V2` (see `deepsent crossval --search`).
     pub search: Option<Vec<String>>,
     /// Fraction of each fold's training part held out to score the search [default: 0.2].
@@ -194,5 +225,7 @@ mod tests {
         assert!(set("solver", Value::Null).is_ok(), "a null value sets nothing");
         assert!(set("micro_batch", 3.into()).unwrap_err().contains("multiple"));
         assert!(set("schedule", "sawtooth".into()).is_err());
+        assert_eq!(set("wise_alpha", 0.5.into()).unwrap().wise_alpha, 0.5);
+        assert!(set("wise_alpha", 1.5.into()).unwrap_err().contains("[0, 1]"));
     }
 }
