@@ -213,10 +213,10 @@ fn inner<'a>(cv: &'a Crossval, fold: &Fold, seed: u64) -> Vec<Inner<'a>> {
         .collect()
 }
 
-/// A point's values less those applied after training: points alike in
-/// these train the same network.
-fn training_values(point: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
-    point.iter().filter(|(k, _)| !Recipe::AFTER_TRAINING.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+/// A point's values applied after training (`after` true) or the others:
+/// points alike in the others train the same network.
+fn values_applied(point: &BTreeMap<String, Value>, after: bool) -> BTreeMap<String, Value> {
+    point.iter().filter(|(k, _)| Recipe::AFTER_TRAINING.contains(&k.as_str()) == after).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// Point `j` (from 1) of the fold's search: read back if it was scored, else
@@ -232,12 +232,12 @@ pub fn point(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir, j: usize) -> 
     if let Some(kept) = kept_score(&dir.search_score(j)) {
         return kept;
     }
-    let alike: Vec<usize> = (1..=points.len()).filter(|&k| training_values(&points[k - 1]) == training_values(values)).collect();
+    let alike: Vec<usize> = (1..=points.len()).filter(|&k| values_applied(&points[k - 1], false) == values_applied(values, false)).collect();
     let scored: Vec<(&BTreeMap<String, Value>, f64)> =
         alike.iter().map(|&k| Ok((&points[k - 1], apply(&cv.config.recipe, &points[k - 1])?.wise_alpha))).collect::<Result<_>>()?;
     let trainer = alike.iter().position(|&k| k == j).expect("a point trains like itself");
     let training = apply(&cv.config.recipe, values)?.as_trained();
-    let name = format!("fold {} search {j}/{} {}", fold.number, points.len(), describe(&training_values(values)));
+    let name = format!("fold {} search {j}/{} {}", fold.number, points.len(), describe(&values_applied(values, false)));
     let splits = inner(cv, fold, seed);
     // by_split[s][i]: split s's score of point alike[i].
     let by_split: Vec<Vec<PointScore>> = if splits.len() == 1 {
@@ -322,7 +322,9 @@ fn split_scores(cv: &Crossval, training: &Recipe, scored: &[(&BTreeMap<String, V
                 seconds: if i == trainer { seconds } else { 0.0 },
                 split_accuracies: Vec::new(),
             };
-            let how = if scored.len() > 1 { format!(" {}", describe(values)) } else { String::new() };
+            // The name gives the training's values; each scored point adds its own after-training ones.
+            let after = values_applied(values, true);
+            let how = if after.is_empty() { String::new() } else { format!(" {}", describe(&after)) };
             eprintln!("{name}{how}: held-out accuracy {:.3} (before {}), loss {:.4}", s.val_accuracy, s.val_accuracy_before.map_or("-".into(), |a| format!("{a:.3}")), s.val_loss);
             Ok(s)
         })
