@@ -73,7 +73,7 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
             p.mean, p.std, p.improved, p.folds, p.worse, p.unchanged, p.ci95.0, p.ci95.1, p.folds - 1
         );
     }
-    let _ = writeln!(s, "\nStandard deviation: {}. Solver: {}.", r.std_kind, describe_solver(&c.recipe.solver, c.recipe.new_lr_mult));
+    let _ = writeln!(s, "\nStandard deviation: {}. Solver: {}.", r.std_kind, describe_recipe(&c.recipe));
     if !c.search.is_empty() {
         let _ = writeln!(s, "\nSearched per fold, overriding the solver above with each fold's choice: {}.", describe_grid(&c.search));
     }
@@ -96,8 +96,9 @@ pub fn crossval_table(r: &CrossvalResults, command: &str) -> String {
     s
 }
 
-/// The solver in words: the paper's settings, and those of the options that differ from it.
-pub fn describe_solver(s: &SolverSettings, new_lr_mult: f32) -> String {
+/// The recipe's training in words: the paper's settings, and those of the options that differ from it.
+pub fn describe_recipe(r: &crate::train::Recipe) -> String {
+    let (s, new_lr_mult) = (&r.solver, r.new_lr_mult);
     let d = SolverSettings::default();
     let schedule = match s.schedule {
         Schedule::Step => format!("×{} every {} epochs", s.gamma, s.step_epochs),
@@ -131,6 +132,9 @@ pub fn describe_solver(s: &SolverSettings, new_lr_mult: f32) -> String {
     if s.label_smoothing != d.label_smoothing {
         let _ = write!(words, ", label smoothing {}", s.label_smoothing);
     }
+    if r.wise_alpha != 1.0 {
+        let _ = write!(words, ", ending {} of the way from the start to the trained weights (WiSE-FT)", r.wise_alpha);
+    }
     words
 }
 
@@ -145,7 +149,12 @@ fn search_section(r: &CrossvalResults) -> String {
     } else {
         "on that part less a stratified held-out slice, and scored on the slice (centre crop)".to_string()
     };
-    let _ = writeln!(s, "Each fold's settings were chosen on its training part only: every point below was trained {scored}; the best held-out accuracy (then the lowest held-out loss) was chosen and trained again on the whole training part. The test part was not used to choose.\n");
+    let shared = if r.config.search.iter().any(|k| crate::train::Recipe::AFTER_TRAINING.contains(&k.key.as_str())) {
+        " Points that differ only in `wise_alpha` are one training, scored at each α; its images and seconds are counted on the first of them."
+    } else {
+        ""
+    };
+    let _ = writeln!(s, "Each fold's settings were chosen on its training part only: every point below was trained {scored}; the best held-out accuracy (then the lowest held-out loss) was chosen and trained again on the whole training part. The test part was not used to choose.{shared}\n");
     let _ = writeln!(s, "| fold | point | held-out accuracy before → after | held-out loss | largest pretrained change | images trained | seconds |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     let (mut images, mut seconds) = (0usize, 0.0f64);
@@ -314,7 +323,7 @@ pub fn surgery_table(backbone: &str, rows: &[VariantRow], command: &str) -> Stri
             "- {}: head {:?}, {}, seed {}{searched}; {} folds{}.",
             r.name,
             c.recipe.head_init,
-            describe_solver(&c.recipe.solver, c.recipe.new_lr_mult),
+            describe_recipe(&c.recipe),
             c.recipe.seed,
             r.results.folds.len(),
             r.results.paired_center.as_ref().map_or(String::new(), |p| format!("; gain over its start {:+.3} (improved on {} of {} folds, worse on {})", p.mean, p.improved, p.folds, p.worse))
