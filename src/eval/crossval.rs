@@ -236,9 +236,10 @@ impl Crossval<'_> {
         super::search::point(self, self.fold(k)?, self.fold_seed(k), &run.fold(k), j)
     }
 
-    /// The number of points of the nested search (0: nothing searched).
-    pub fn search_points(&self) -> usize {
-        if self.config.search.is_empty() { 0 } else { super::search::grid(&self.config.search).len() }
+    /// For each point of the nested search (from 1), the point whose
+    /// training serves it (`search::trained_by`); empty: nothing searched.
+    pub fn search_trained_by(&self) -> Vec<usize> {
+        if self.config.search.is_empty() { Vec::new() } else { super::search::trained_by(&self.config.search) }
     }
 
     fn fold(&self, k: usize) -> Result<&crate::data::Fold> {

@@ -219,6 +219,15 @@ fn values_applied(point: &BTreeMap<String, Value>, after: bool) -> BTreeMap<Stri
     point.iter().filter(|(k, _)| Recipe::AFTER_TRAINING.contains(&k.as_str()) == after).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// For each point of the grid (from 1), the point whose training serves it:
+/// the first of those that train alike. A study's plan makes the others
+/// wait for it, so that workers on a cluster train each network once.
+pub fn trained_by(keys: &[SearchKey]) -> Vec<usize> {
+    let points = grid(keys);
+    let trains = |p: &BTreeMap<String, Value>| values_applied(p, false);
+    points.iter().map(|p| 1 + points.iter().position(|q| trains(q) == trains(p)).expect("a point trains like itself")).collect()
+}
+
 /// Point `j` (from 1) of the fold's search: read back if it was scored, else
 /// trained on each split's inner part and scored on its held-out part. The
 /// points that differ from it only in what is applied after training (the
@@ -232,7 +241,8 @@ pub fn point(cv: &Crossval, fold: &Fold, seed: u64, dir: &FoldDir, j: usize) -> 
     if let Some(kept) = kept_score(&dir.search_score(j)) {
         return kept;
     }
-    let alike: Vec<usize> = (1..=points.len()).filter(|&k| values_applied(&points[k - 1], false) == values_applied(values, false)).collect();
+    let by = trained_by(&cv.config.search);
+    let alike: Vec<usize> = (1..=points.len()).filter(|&k| by[k - 1] == by[j - 1]).collect();
     let scored: Vec<(&BTreeMap<String, Value>, f64)> =
         alike.iter().map(|&k| Ok((&points[k - 1], apply(&cv.config.recipe, &points[k - 1])?.wise_alpha))).collect::<Result<_>>()?;
     let trainer = alike.iter().position(|&k| k == j).expect("a point trains like itself");
@@ -453,6 +463,14 @@ mod tests {
         assert_eq!(m.split_accuracies, [0.8, 0.9, 0.7]);
         assert!((m.val_curve[0] - 0.6).abs() < 1e-12 && (m.val_curve[1] - 0.8).abs() < 1e-12);
         assert_eq!((m.images_trained, m.seconds, m.largest_pretrained_change), (30, 6.0, Some(0.5)));
+    }
+
+    #[test]
+    fn points_alike_but_for_the_interpolation_are_trained_by_the_first() {
+        let keys = [SearchKey { key: "base_lr".into(), values: vec![1e-4.into(), 1e-3.into()] }, "wise_alpha=0.5,1".parse().unwrap()];
+        assert_eq!(trained_by(&keys), [1, 1, 3, 3]);
+        assert_eq!(trained_by(&["wise_alpha=0.5,1".parse().unwrap(), "epochs=2,3".parse().unwrap()]), [1, 2, 1, 2]);
+        assert_eq!(trained_by(&["base_lr=1e-4,1e-3".parse().unwrap()]), [1, 2]);
     }
 
     #[test]

@@ -61,11 +61,13 @@ pub fn plan(study: &Study) -> Vec<Job> {
     };
     let fold_id = |run: usize, k: usize| format!("{}/fold{k}", study.runs[run].name);
     for (r, run) in study.runs.iter().enumerate() {
-        let points = study.crossval(run).search_points();
+        let trained_by = study.crossval(run).search_trained_by();
         for &k in &study.folds {
-            let point_ids: Vec<String> = (1..=points).map(|j| format!("{}/point{j}", fold_id(r, k))).collect();
+            let point_ids: Vec<String> = (1..=trained_by.len()).map(|j| format!("{}/point{j}", fold_id(r, k))).collect();
             for (j, id) in point_ids.iter().enumerate() {
-                push(id.clone(), Vec::new(), Work::SearchPoint { run: r, fold: k, point: j + 1 });
+                // A point another one's training serves waits for it, then finds its score kept.
+                let needs = if trained_by[j] == j + 1 { Vec::new() } else { vec![point_ids[trained_by[j] - 1].clone()] };
+                push(id.clone(), needs, Work::SearchPoint { run: r, fold: k, point: j + 1 });
             }
             push(fold_id(r, k), point_ids, Work::Fold { run: r, fold: k });
         }
