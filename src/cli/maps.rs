@@ -2,7 +2,7 @@ use super::data::DataArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deepsent::eval::crossval::CrossvalConfig;
-use deepsent::eval::maps::{image_map, Mapper, Method, EXTREMAL_AREAS, EXTREMAL_CELLS, EXTREMAL_STEPS, OCCLUSION_CELLS, RISE_CELLS, RISE_MASKS};
+use deepsent::eval::maps::{image_map, Mapper, Method, EXTREMAL_AREAS, EXTREMAL_CELLS, EXTREMAL_STEPS, GREEDY_CELLS, GREEDY_ROUNDS, OCCLUSION_CELLS, RISE_CELLS, RISE_MASKS};
 use deepsent::eval::run_dir::RunDir;
 use deepsent::eval::scoring::Views;
 use deepsent::model::saved::SavedModel;
@@ -34,20 +34,20 @@ pub struct MapsArgs {
     /// Average the maps of the 10 oversampled views (each mapped back to where it was cut).
     #[arg(long)]
     oversample: bool,
-    /// cam, grad-cam, occlusion, rise or extremal [default: CAM where the network ends in
+    /// cam, grad-cam, occlusion, rise, extremal or greedy [default: CAM where the network ends in
     /// global average pooling and linear layers, else Grad-CAM].
     #[arg(long, value_parser = super::enum_value::<Method>)]
     method: Option<Method>,
     /// The blob Grad-CAM maps [default: the last with more than one position].
     #[arg(long)]
     layer: Option<String>,
-    #[arg(long, help = format!("Cells a side of an occlusion map (one forward pass each) [default: {OCCLUSION_CELLS}], of RISE's random masks [default: {RISE_CELLS}], or of extremal perturbation's masks [default: {EXTREMAL_CELLS}]"))]
+    #[arg(long, help = format!("Cells a side of an occlusion map (one forward pass each) [default: {OCCLUSION_CELLS}], of RISE's random masks [default: {RISE_CELLS}], of extremal perturbation's masks [default: {EXTREMAL_CELLS}], or of greedy deletion's grid [default: {GREEDY_CELLS}]"))]
     cells: Option<usize>,
     /// RISE's random masks a view (one forward pass each).
     #[arg(long, default_value_t = RISE_MASKS)]
     masks: usize,
-    #[arg(long, default_value_t = EXTREMAL_STEPS, help = format!("Extremal perturbation's gradient steps (each a forward and backward pass of the view under each of its {} masks)", EXTREMAL_AREAS.len()))]
-    iterations: usize,
+    #[arg(long, help = format!("Extremal perturbation's gradient steps (each a forward and backward pass of the view under each of its {} masks) [default: {EXTREMAL_STEPS}], or greedy deletion's rounds (each a forward pass per cell left) [default: {GREEDY_ROUNDS}]", EXTREMAL_AREAS.len()))]
+    iterations: Option<usize>,
     /// The deletion test on the test images of fold --fold of the crossval
     /// run --run, with that fold's model, and a dozen overlays.
     #[arg(long, requires_all = ["run", "fold"])]
@@ -121,7 +121,7 @@ pub fn run(a: MapsArgs) -> Result<ExitCode> {
     let model_path = a.model.clone().expect("clap requires --model");
     let model = SavedModel::load(&model_path)?;
     let net = Net::new(model.spec.clone(), &model.weights, &device)?;
-    let mapper = Mapper::new(&net, a.method, a.layer.as_deref()).and_then(|m| m.with_grid(a.cells, a.masks, a.seed)).and_then(|m| m.with_steps(a.iterations)).map_err(anyhow::Error::msg)?;
+    let mapper = Mapper::new(&net, a.method, a.layer.as_deref()).and_then(|m| m.with_grid(a.cells, a.masks, a.seed)).and_then(|m| m.with_iterations(a.iterations)).map_err(anyhow::Error::msg)?;
     eprintln!("{} at {}", mapper.method, mapper.describe_layer());
     let views = if a.oversample { Views::TenCrop } else { Views::Center };
     let mut failed = 0;

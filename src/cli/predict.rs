@@ -47,7 +47,7 @@ pub struct PredictArgs {
     /// map at the image's size); from the 10 views with --oversample.
     #[arg(long, value_name = "DIR")]
     maps: Option<PathBuf>,
-    /// How --maps maps: cam, grad-cam, occlusion, rise or extremal (as `deepsent maps --method`, with their defaults)
+    /// How --maps maps: cam, grad-cam, occlusion, rise, extremal or greedy (as `deepsent maps --method`, with their defaults)
     /// [default: CAM where the network ends in global average pooling and
     /// linear layers, else Grad-CAM].
     #[arg(long, requires = "maps", value_parser = super::enum_value::<Method>)]

@@ -40,15 +40,23 @@
 //!   over cells removed at random, it searches for the region to remove, as
 //!   the deletion test's best orders do; 40 forward and backward passes of
 //!   8 masked copies a view.
+//! - **Greedy deletion**, for any network, from its output alone: the cells
+//!   of a grid deleted a few at a time, each round the ones whose deletion
+//!   on top of the earlier rounds' lowers the predicted class most
+//!   ([`greedy`]); the map is that order. Iterated occlusion: about 670
+//!   forward passes a view at 8 × 8 cells in 20 rounds.
 //!
 //! Maps are computed per view, on the network's grid (13 × 13 for
 //! SqueezeNet at 227, 7 × 7 for EfficientNet-Lite0 at 224), then brought to
 //! the stored (warped) image: each view's map upsampled to its crop,
 //! mirrored back if the view was, and averaged where views overlap.
 
+mod blocks;
 mod extremal;
+mod greedy;
 
 pub use extremal::{EXTREMAL_AREAS, EXTREMAL_CELLS, EXTREMAL_STEPS};
+pub use greedy::{GREEDY_CELLS, GREEDY_ROUNDS};
 
 use super::scoring::Views;
 use crate::model::net::{to_f32s, Mode, Net};
@@ -71,6 +79,7 @@ pub enum Method {
     Occlusion,
     Rise,
     Extremal,
+    Greedy,
 }
 
 /// Cells a side of an occlusion map unless chosen otherwise: finer than
@@ -97,6 +106,7 @@ impl std::fmt::Display for Method {
             Method::Occlusion => "occlusion",
             Method::Rise => "RISE",
             Method::Extremal => "extremal perturbation",
+            Method::Greedy => "greedy deletion",
         })
     }
 }
@@ -217,12 +227,12 @@ pub struct Mapper<'a> {
     head: Option<LinearHead>,
     /// Grad-CAM: where the tracked pass starts, and the earlier blobs it reads.
     cut: (usize, Vec<String>),
-    /// Occlusion, RISE and extremal perturbation: cells a side.
+    /// Occlusion, RISE, extremal perturbation and greedy deletion: cells a side.
     cells: usize,
     /// RISE: masks a view, and the seed they are drawn from.
     masks: usize,
     seed: u64,
-    /// Extremal perturbation: gradient steps a mask.
+    /// Extremal perturbation: gradient steps a mask; greedy deletion: rounds.
     steps: usize,
 }
 
@@ -252,7 +262,7 @@ impl<'a> Mapper<'a> {
                 Some(l) => l.to_string(),
                 None => last_spatial_blob(net).ok_or("the network has no layer with more than one position to map")?,
             },
-            (Method::Occlusion | Method::Rise | Method::Extremal, _) => match layer {
+            (Method::Occlusion | Method::Rise | Method::Extremal | Method::Greedy, _) => match layer {
                 Some(l) if l != spec.input.blob => return Err(format!("{method} maps the input, {}; map {l} with Grad-CAM", spec.input.blob)),
                 _ => spec.input.blob.clone(),
             },
@@ -264,7 +274,7 @@ impl<'a> Mapper<'a> {
             return Err(format!("{layer} has shape {shape:?}: a map needs channels × height × width"));
         }
         let cut = match method {
-            Method::Cam | Method::Occlusion | Method::Rise | Method::Extremal => (0, Vec::new()),
+            Method::Cam | Method::Occlusion | Method::Rise | Method::Extremal | Method::Greedy => (0, Vec::new()),
             Method::GradCam => {
                 let cut = net.cut_after(&layer).ok_or_else(|| format!("{layer} is computed inside a fused step (a Fire module's expand layers): map its concatenation instead"))?;
                 if !cut.1.contains(&layer) {
@@ -276,9 +286,11 @@ impl<'a> Mapper<'a> {
         let cells = match method {
             Method::Rise => RISE_CELLS,
             Method::Extremal => EXTREMAL_CELLS,
+            Method::Greedy => GREEDY_CELLS,
             _ => OCCLUSION_CELLS,
         };
-        Ok(Mapper { net, method, layer, head: head.ok().filter(|_| method == Method::Cam), cut, cells, masks: RISE_MASKS, seed: 0, steps: EXTREMAL_STEPS })
+        let steps = if method == Method::Greedy { GREEDY_ROUNDS } else { EXTREMAL_STEPS };
+        Ok(Mapper { net, method, layer, head: head.ok().filter(|_| method == Method::Cam), cut, cells, masks: RISE_MASKS, seed: 0, steps })
     }
 
     /// An occlusion map's grid or the grid of RISE's or extremal
@@ -286,7 +298,7 @@ impl<'a> Mapper<'a> {
     pub fn with_cells(mut self, cells: usize) -> Result<Self, String> {
         let i = &self.net.spec.input;
         if cells == 0 || cells > i.height.min(i.width) {
-            return Err(format!("an occlusion, RISE or extremal perturbation grid needs 1 to {} cells a side (the input is {} × {}), not {cells}", i.height.min(i.width), i.height, i.width));
+            return Err(format!("a {} grid needs 1 to {} cells a side (the input is {} × {}), not {cells}", self.method, i.height.min(i.width), i.height, i.width));
         }
         self.cells = cells;
         Ok(self)
@@ -312,13 +324,22 @@ impl<'a> Mapper<'a> {
         Ok(self)
     }
 
-    /// Extremal perturbation's gradient steps a mask (at least 1).
+    /// Extremal perturbation's gradient steps a mask, or greedy deletion's
+    /// rounds (at least 1).
     pub fn with_steps(mut self, steps: usize) -> Result<Self, String> {
         if steps == 0 {
-            return Err("extremal perturbation needs at least 1 gradient step".into());
+            return Err(format!("{} needs at least 1 {}", self.method, if self.method == Method::Greedy { "round" } else { "gradient step" }));
         }
         self.steps = steps;
         Ok(self)
+    }
+
+    /// [`Self::with_steps`] where given, else the method's default.
+    pub fn with_iterations(self, steps: Option<usize>) -> Result<Self, String> {
+        match steps {
+            Some(steps) => self.with_steps(steps),
+            None => Ok(self),
+        }
     }
 
     /// Cells a side of the grid whose cells a random baseline of the map's
@@ -327,7 +348,7 @@ impl<'a> Mapper<'a> {
     /// cells, so random pixels would be a finer (and harder) baseline than
     /// the blobs its order deletes.
     pub fn baseline_cells(&self) -> Option<usize> {
-        matches!(self.method, Method::Rise | Method::Extremal).then_some(self.cells)
+        matches!(self.method, Method::Rise | Method::Extremal | Method::Greedy).then_some(self.cells)
     }
 
     /// What is mapped, for people: the layer, or the occlusion or RISE grid.
@@ -336,6 +357,7 @@ impl<'a> Mapper<'a> {
             Method::Occlusion => format!("{}, {} × {} cells", self.layer, self.cells, self.cells),
             Method::Rise => format!("{}, {} masks of {} × {} cells", self.layer, self.masks, self.cells, self.cells),
             Method::Extremal => format!("{}, masks of {} × {} cells, {} steps", self.layer, self.cells, self.cells, self.steps),
+            Method::Greedy => format!("{}, {} × {} cells in {} rounds", self.layer, self.cells, self.cells, self.steps),
             _ => self.layer.clone(),
         }
     }
@@ -356,6 +378,7 @@ impl<'a> Mapper<'a> {
             Method::Occlusion => return self.occlusion(input),
             Method::Rise => return self.rise(input),
             Method::Extremal => return self.extremal(input),
+            Method::Greedy => return self.greedy(input),
         };
         let [n, c, h, w] = features.dims();
         let a = to_f32s(&features);

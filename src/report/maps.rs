@@ -63,8 +63,8 @@ pub struct FoldMaps<'a> {
     pub cells: Option<usize>,
     /// RISE's masks a view.
     pub masks: usize,
-    /// Extremal perturbation's gradient steps.
-    pub iterations: usize,
+    /// Extremal perturbation's gradient steps or greedy deletion's rounds (else the method's default).
+    pub iterations: Option<usize>,
     /// The fold's first this many test images only (else all).
     pub first: Option<usize>,
     pub steps: usize,
@@ -86,7 +86,7 @@ impl FoldMaps<'_> {
         let model_path = RunDir::new(self.run).fold(self.fold).model();
         let model = SavedModel::load(&model_path).with_context(|| format!("fold {}'s model", self.fold))?;
         let net = Net::new(model.spec.clone(), &model.weights, self.device)?;
-        let mapper = Mapper::new(&net, self.method, self.layer.as_deref()).and_then(|m| m.with_grid(self.cells, self.masks, self.seed)).and_then(|m| m.with_steps(self.iterations)).map_err(anyhow::Error::msg)?;
+        let mapper = Mapper::new(&net, self.method, self.layer.as_deref()).and_then(|m| m.with_grid(self.cells, self.masks, self.seed)).and_then(|m| m.with_iterations(self.iterations)).map_err(anyhow::Error::msg)?;
         let fold = self.dataset.fold(self.fold).with_context(|| format!("{} has no fold {}", self.dataset.name, self.fold))?;
         let items: Vec<&crate::data::Item> = fold.test.iter().take(self.first.unwrap_or(usize::MAX)).map(|&i| &self.dataset.items[i]).collect();
         let originals: Vec<RgbImage> = items.iter().map(|it| decode_file(&it.path, DEFAULT_MAX_PIXELS)).collect::<Result<_, _>>()?;
