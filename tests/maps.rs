@@ -268,4 +268,16 @@ fn maps_cli_writes_an_overlay_and_the_map_at_the_images_size() {
     assert!(rise_npy != npy && rise_npy != occlusion_npy);
     let o = common::deepsent().args(["maps", "--method", "rise", "--masks", "1", "--model"]).arg(&path).arg("--out").arg(&rise).arg(&image).output().unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("at least 2 masks"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Greedy deletion: --iterations are its rounds (its own default, not
+    // extremal perturbation's steps, when not given); no rounds is refused.
+    let greedy = dir.path().join("greedy");
+    let o = common::deepsent().args(["maps", "--method", "greedy", "--cells", "4", "--model"]).arg(&path).arg("--out").arg(&greedy).arg(&image).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("greedy deletion at data, 4 × 4 cells in 16 rounds"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = common::deepsent().args(["maps", "--method", "greedy", "--cells", "4", "--iterations", "2", "--model"]).arg(&path).arg("--out").arg(&greedy).arg(&image).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("4 × 4 cells in 2 rounds"), "{}", String::from_utf8_lossy(&o.stderr));
+    let greedy_npy = std::fs::read(greedy.join(format!("{stem}.npy"))).unwrap();
+    assert!(greedy_npy != npy && greedy_npy != occlusion_npy && greedy_npy != rise_npy);
+    let o = common::deepsent().args(["maps", "--method", "greedy", "--iterations", "0", "--model"]).arg(&path).arg("--out").arg(&greedy).arg(&image).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("at least 1 round"), "{}", String::from_utf8_lossy(&o.stderr));
 }

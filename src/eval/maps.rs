@@ -357,7 +357,8 @@ impl<'a> Mapper<'a> {
             Method::Occlusion => format!("{}, {} × {} cells", self.layer, self.cells, self.cells),
             Method::Rise => format!("{}, {} masks of {} × {} cells", self.layer, self.masks, self.cells, self.cells),
             Method::Extremal => format!("{}, masks of {} × {} cells, {} steps", self.layer, self.cells, self.cells, self.steps),
-            Method::Greedy => format!("{}, {} × {} cells in {} rounds", self.layer, self.cells, self.cells, self.steps),
+            // No more rounds than cells: a round deletes at least one.
+            Method::Greedy => format!("{}, {} × {} cells in {} rounds", self.layer, self.cells, self.cells, self.steps.min(self.cells * self.cells)),
             _ => self.layer.clone(),
         }
     }
