@@ -11,7 +11,7 @@
 //! occlusion grid; of RISE's masks), upsampled exactly as the map is, so
 //! both orders delete blobs of the same size and differ only in which.
 
-use super::maps::{cell_rect, Grid, Mapper, NEGATIVE, POSITIVE};
+use super::maps::{cell_rect, clear_cell, Grid, Mapper, NEGATIVE, POSITIVE};
 use super::scoring::Views;
 use crate::model::net::to_f32s;
 use crate::preprocess::Preprocess;
@@ -112,7 +112,6 @@ pub fn cell_orders(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], cell
     use rand::seq::SliceRandom;
     let crop = Views::Center.crops(pre)[0];
     let side = crop.size;
-    let plane = side * side;
     let count = cells * cells;
     let fractions: Vec<f64> = (0..=count).map(|k| k as f64 / count as f64).collect();
     // The crop's pixels of each cell, row-major over the grid.
@@ -122,13 +121,7 @@ pub fn cell_orders(mapper: &Mapper, pre: &Preprocess, images: &[&RgbImage], cell
             rows.flat_map(|y| cols.clone().map(move |x| y * side + x)).collect()
         })
         .collect();
-    let delete = |view: &mut [f32], cell: usize| {
-        for &p in &pixels[cell] {
-            for ch in 0..3 {
-                view[ch * plane + p] = 0.0;
-            }
-        }
-    };
+    let delete = |view: &mut [f32], cell: usize| clear_cell(view, cell, cells, side, side);
     let mut sums = [vec![0.0; count + 1], vec![0.0; count + 1], vec![0.0; count + 1]];
     for (i, stored) in images.iter().enumerate() {
         let Mapped { view, predicted, evidence, .. } = mapped_centre(mapper, pre, stored, crop);

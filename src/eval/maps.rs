@@ -429,12 +429,7 @@ impl<'a> Mapper<'a> {
         let data = to_f32s(&input);
         let view_len = c * h * w;
         let g = self.cells;
-        let logits_name = self.net.spec.logits_blob();
-        let score = |views: Tensor<4>| {
-            let mut blobs = self.net.blobs(views, &[logits_name]).expect("logits blob");
-            log_odds(&blobs.remove(logits_name).expect("logits"))
-        };
-        let whole = score(input);
+        let whole = self.log_odds_of(input);
         let cells: Vec<usize> = (0..g * g).collect();
         let grids = data
             .chunks(view_len)
@@ -446,15 +441,9 @@ impl<'a> Mapper<'a> {
                     for &cell in chunk {
                         let start = batch.len();
                         batch.extend_from_slice(view);
-                        let (rows, cols) = cell_rect(cell, g, h, w);
-                        for ch in 0..c {
-                            for y in rows.clone() {
-                                let row = start + ch * h * w + y * w;
-                                batch[row + cols.start..row + cols.end].fill(0.0);
-                            }
-                        }
+                        clear_cell(&mut batch[start..], cell, g, h, w);
                     }
-                    values.extend(score(self.net.input(batch, self.net.device())).into_iter().map(|without| base - without));
+                    values.extend(self.log_odds_of(self.net.input(batch, self.net.device())).into_iter().map(|without| base - without));
                 }
                 Grid { height: g, width: g, values }
             })
@@ -471,12 +460,7 @@ impl Mapper<'_> {
         let [_, c, h, w] = input.dims();
         let data = to_f32s(&input);
         let view_len = c * h * w;
-        let logits_name = self.net.spec.logits_blob();
-        let log_odds_of = |views: Tensor<4>| {
-            let mut blobs = self.net.blobs(views, &[logits_name]).expect("logits blob");
-            log_odds(&blobs.remove(logits_name).expect("logits"))
-        };
-        let whole = log_odds_of(input);
+        let whole = self.log_odds_of(input);
         let masks = rise_masks(self.cells, self.masks, h, w, self.seed);
         // The masks' mean and spread per position: the same for every view.
         let n = masks.len() as f64;
@@ -500,7 +484,7 @@ impl Mapper<'_> {
                             batch.extend(plane.iter().zip(mask).map(|(&x, &m)| x * m));
                         }
                     }
-                    p_positive.extend(log_odds_of(self.net.input(batch, self.net.device())).into_iter().map(sigmoid));
+                    p_positive.extend(self.log_odds_of(self.net.input(batch, self.net.device())).into_iter().map(sigmoid));
                 }
                 let p_mean = p_positive.iter().map(|&p| p as f64).sum::<f64>() / n;
                 let mut covariance = vec![0.0f64; h * w];
@@ -556,6 +540,27 @@ pub fn rise_masks(cells: usize, count: usize, height: usize, width: usize, seed:
 pub fn cell_rect(cell: usize, cells: usize, height: usize, width: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     let (r, c) = (cell / cells, cell % cells);
     (r * height / cells..(r + 1) * height / cells, c * width / cells..(c + 1) * width / cells)
+}
+
+/// Sets cell `cell` of a `cells` × `cells` grid to the mean colour (0 after
+/// mean subtraction) in every channel of `view` (channels × `height` × `width`):
+/// what occlusion, greedy deletion and the deletion test delete.
+pub(crate) fn clear_cell(view: &mut [f32], cell: usize, cells: usize, height: usize, width: usize) {
+    let (rows, cols) = cell_rect(cell, cells, height, width);
+    for channel in view.chunks_mut(height * width) {
+        for y in rows.clone() {
+            channel[y * width + cols.start..y * width + cols.end].fill(0.0);
+        }
+    }
+}
+
+impl Mapper<'_> {
+    /// The log-odds of each of a batch of views, in test mode.
+    fn log_odds_of(&self, views: Tensor<4>) -> Vec<f32> {
+        let logits_name = self.net.spec.logits_blob();
+        let mut blobs = self.net.blobs(views, &[logits_name]).expect("logits blob");
+        log_odds(&blobs.remove(logits_name).expect("logits"))
+    }
 }
 
 fn log_odds(logits: &Tensor<4>) -> Vec<f32> {

@@ -58,8 +58,7 @@ impl Mapper<'_> {
         let [n, c, h, w] = input.dims();
         let views = to_f32s(&input);
         let view_len = c * h * w;
-        let logits_name = self.net.spec.logits_blob().to_string();
-        let whole = super::log_odds(&self.net.blobs(input, &[logits_name.as_str()]).expect("logits blob")[&logits_name]);
+        let whole = self.log_odds_of(input);
         // Each view's predicted class, as the sign of its log-odds.
         let signs: Vec<f32> = whole.iter().map(|&z| if z > 0.0 { 1.0 } else { -1.0 }).collect();
         let g = self.cells;

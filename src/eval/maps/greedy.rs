@@ -22,7 +22,7 @@
 //! attribution methods, and this one is a loop over forward passes.
 
 use super::blocks::Upsample;
-use super::{cell_rect, log_odds, Grid, Mapper, OCCLUSION_BATCH};
+use super::{clear_cell, Grid, Mapper, OCCLUSION_BATCH};
 use crate::model::net::to_f32s;
 use burn::prelude::*;
 
@@ -49,29 +49,16 @@ impl Mapper<'_> {
     pub(super) fn greedy(&self, input: Tensor<4>) -> (Vec<Grid>, Vec<f32>) {
         let [_, c, h, w] = input.dims();
         let views = to_f32s(&input);
-        let logits_name = self.net.spec.logits_blob();
-        let log_odds_of = |batch: Vec<f32>| {
-            let mut blobs = self.net.blobs(self.net.input(batch, self.net.device()), &[logits_name]).expect("logits blob");
-            log_odds(&blobs.remove(logits_name).expect("logits"))
-        };
-        let whole = log_odds_of(views.clone());
+        let whole = self.log_odds_of(input);
         let count = self.cells * self.cells;
         let up = Upsample::blocks(self.cells, h, w);
-        let delete = |view: &mut [f32], cell: usize| {
-            let (rows, cols) = cell_rect(cell, self.cells, h, w);
-            for ch in 0..c {
-                for y in rows.clone() {
-                    let row = ch * h * w + y * w;
-                    view[row + cols.start..row + cols.end].fill(0.0);
-                }
-            }
-        };
+        let delete = |view: &mut [f32], cell: usize| clear_cell(view, cell, self.cells, h, w);
         let grids = views
             .chunks(c * h * w)
             .zip(&whole)
             .map(|(view, &z)| {
                 let sign = if z > 0.0 { 1.0 } else { -1.0 };
-                let rounds = self.greedy_rounds(view, count, &delete, |batch| log_odds_of(batch).into_iter().map(|z| sign * z).collect());
+                let rounds = self.greedy_rounds(view, count, &delete, |batch| self.log_odds_of(self.net.input(batch, self.net.device())).into_iter().map(|z| sign * z).collect());
                 // The probability before each round and after the last.
                 let p: Vec<f32> = std::iter::once(sign * z).chain(rounds.iter().map(|r| r.evidence_after)).map(super::sigmoid).collect();
                 let mut to_come = vec![0.0f32; rounds.len() + 1];
@@ -95,10 +82,9 @@ impl Mapper<'_> {
     fn greedy_rounds(&self, view: &[f32], count: usize, delete: &dyn Fn(&mut [f32], usize), evidence: impl Fn(Vec<f32>) -> Vec<f32>) -> Vec<Round> {
         let rounds = self.steps.min(count);
         let (mut current, mut left, mut done) = (view.to_vec(), (0..count).collect::<Vec<usize>>(), Vec::with_capacity(rounds));
-        let mut deleted = 0;
         for round in 1..=rounds {
             // Deleted after this round: round / rounds of the cells, rounded.
-            let take = (round * count + rounds / 2) / rounds - deleted;
+            let take = (round * count + rounds / 2) / rounds - (count - left.len());
             if take == 0 {
                 continue;
             }
@@ -119,9 +105,7 @@ impl Mapper<'_> {
                 delete(&mut current, cell);
             }
             left.retain(|cell| !cells.contains(cell));
-            deleted += take;
-            let evidence_after = if take == 1 { left_after[ranked[0]] } else { evidence(current.clone())[0] };
-            done.push(Round { cells, evidence_after });
+            done.push(Round { cells, evidence_after: evidence(current.clone())[0] });
         }
         done
     }
@@ -136,7 +120,7 @@ struct Round {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Method;
+    use super::super::{cell_rect, Method};
     use super::*;
     use crate::model::caffe::prototxt;
     use crate::model::{Blob, Net, Weights};
