@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 fn twitter(subset: Subset) -> data::Dataset {
-    let req = DataRequest { root: common::twitter_root(), subset, folds: FoldSource::default() };
+    let req = DataRequest { root: common::twitter_root(), subset, folds: FoldSource::default(), extra_train: None };
     data::load(&req).into_result().expect("the real dataset has no problems")
 }
 
@@ -60,6 +60,51 @@ fn data_check_json_on_the_real_dataset() {
     assert_eq!(v["folds"]["four"].as_array().unwrap().len(), 5);
 }
 
+#[test]
+fn extra_training_images_join_every_training_part_and_no_test_part() {
+    let five = twitter(Subset::Five);
+    let three = twitter(Subset::Three);
+    let req = DataRequest { root: common::twitter_root(), subset: Subset::Five, folds: FoldSource::default(), extra_train: Some(Subset::Three) };
+    let both = data::load(&req).into_result().expect("five + three has no problems");
+    assert_eq!(both.name, "twitter/five+three");
+    // 1,269 − 882 images on which only 3 or 4 of the 5 annotators agree.
+    assert_eq!(both.items.len(), 1269);
+    let five_names: HashSet<&str> = five.items.iter().map(|i| i.name.as_str()).collect();
+    let extra: Vec<usize> = (0..both.items.len()).filter(|&i| !five_names.contains(both.items[i].name.as_str())).collect();
+    assert_eq!(extra.len(), 387);
+    let three_label: std::collections::HashMap<&str, Label> = three.items.iter().map(|i| (i.name.as_str(), i.label)).collect();
+    assert!(extra.iter().all(|&i| three_label[both.items[i].name.as_str()] == both.items[i].label));
+    let names = |ds: &data::Dataset, ix: &[usize]| ix.iter().map(|&i| ds.items[i].name.clone()).collect::<HashSet<_>>();
+    for (f5, fb) in five.folds.iter().zip(&both.folds) {
+        assert_eq!(names(&both, &fb.test), names(&five, &f5.test), "fold {}: the test part is the published one", fb.number);
+        assert_eq!(fb.train.len(), 704 + 387);
+        let train = names(&both, &fb.train);
+        assert!(names(&five, &f5.train).is_subset(&train));
+        assert!(extra.iter().all(|i| fb.train.contains(i) && !fb.test.contains(i)));
+    }
+    assert_eq!(names(&both, &both.left_out), names(&five, &five.left_out));
+    let four = data::load(&DataRequest { extra_train: Some(Subset::Four), ..req.clone() }).into_result().unwrap();
+    assert_eq!(four.folds[0].train.len(), 704 + (1116 - 882));
+    // A subset no larger adds nothing: refused, not silently a no-op.
+    let err = data::load(&DataRequest { extra_train: Some(Subset::Five), ..req }).into_result().unwrap_err().to_string();
+    assert!(err.contains("twitter_five_agrees.txt") && err.contains("adds no images"), "{err}");
+}
+
+#[test]
+fn an_extra_training_image_labelled_differently_is_a_problem_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_twitter(dir.path(), GOOD_LABELS, "d.png 0\ne.png 1\n", "a.png 1\nb.png 0\nc.png 1\n");
+    std::fs::write(dir.path().join("ground_truth/twitter_three_agrees.txt"), "a.png 1\nb.png 1\nf.png 0\n").unwrap();
+    let req = DataRequest { root: dir.path().to_path_buf(), subset: Subset::Five, folds: FoldSource::default(), extra_train: Some(Subset::Three) };
+    let loaded = data::load(&req);
+    let problems: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("twitter_three_agrees.txt:2") && problems[0].contains("b.png is positive here but negative"), "{problems:?}");
+    // f.png, in three only, joined both training parts.
+    let f = loaded.dataset.items.iter().position(|i| i.name == "f.png").unwrap();
+    assert!(loaded.dataset.folds.iter().all(|fold| fold.train.contains(&f) && !fold.test.contains(&f)));
+}
+
 /// A small Twitter-layout dataset in a temp dir: images a..f, two folds.
 fn tiny_twitter(dir: &Path, labels: &str, fold1_train: &str, fold1_test: &str) {
     for name in ["a", "b", "c", "d", "e", "f"] {
@@ -78,7 +123,7 @@ fn tiny_twitter(dir: &Path, labels: &str, fold1_train: &str, fold1_test: &str) {
 const GOOD_LABELS: &str = "a.png 1\nb.png 0\nc.png 1\nd.png 0\ne.png 1\n";
 
 fn problems_of(dir: &Path) -> Vec<String> {
-    let req = DataRequest { root: dir.to_path_buf(), subset: Subset::Five, folds: FoldSource::default() };
+    let req = DataRequest { root: dir.to_path_buf(), subset: Subset::Five, folds: FoldSource::default(), extra_train: None };
     data::load(&req).problems.iter().map(|p| p.to_string()).collect()
 }
 
@@ -158,7 +203,7 @@ fn folder_layout_split_is_stratified_and_written_back() {
         common::write_png(&dir.path().join(format!("negative/sub/n{i:02}.jpg")), 3, 3, [0, 0, 200]);
     }
     std::fs::write(dir.path().join("positive/notes.txt"), "not an image").unwrap();
-    let req = DataRequest { root: dir.path().to_path_buf(), subset: Subset::Five, folds: FoldSource::Drawn { k: 4, seed: 3 } };
+    let req = DataRequest { root: dir.path().to_path_buf(), subset: Subset::Five, folds: FoldSource::Drawn { k: 4, seed: 3 }, extra_train: None };
     let ds = data::load(&req).into_result().unwrap();
     assert_eq!(ds.items.len(), 20);
     assert!(ds.items.iter().any(|it| it.name == "negative/sub/n03.jpg"));
@@ -185,7 +230,7 @@ fn csv_layout_reports_bad_rows() {
     common::write_png(&dir.path().join("img/b.png"), 3, 3, [1, 2, 3]);
     let csv = dir.path().join("list.csv");
     std::fs::write(&csv, "path,label\nimg/a.png,1\nimg/b.png,0\nimg/c.png,1\nimg/a.png,0\nimg/b.png,yes\n").unwrap();
-    let loaded = data::load(&DataRequest { root: csv, subset: Subset::Five, folds: FoldSource::Drawn { k: 2, seed: 0 } });
+    let loaded = data::load(&DataRequest { root: csv, subset: Subset::Five, folds: FoldSource::Drawn { k: 2, seed: 0 }, extra_train: None });
     let p: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(p.len(), 3, "{p:#?}");
     assert!(p[0].contains("list.csv:4:") && p[0].contains("img/c.png not found"));
@@ -253,7 +298,7 @@ fn folder_layout_follows_symbolic_links() {
     for i in 0..2 {
         common::write_png(&dir.path().join(format!("data/negative/n{i}.png")), 3, 3, [0, 0, 200]);
     }
-    let ds = data::load(&DataRequest { root: dir.path().join("data"), subset: Subset::Five, folds: FoldSource::Drawn { k: 2, seed: 0 } }).into_result().unwrap();
+    let ds = data::load(&DataRequest { root: dir.path().join("data"), subset: Subset::Five, folds: FoldSource::Drawn { k: 2, seed: 0 }, extra_train: None }).into_result().unwrap();
     assert!(ds.items.iter().any(|it| it.name == "positive/linked.png"), "{:?}", ds.items.iter().map(|i| &i.name).collect::<Vec<_>>());
     assert_eq!(ds.items.len(), 4);
 }
@@ -283,6 +328,9 @@ fn options_that_do_not_apply_to_the_layout_are_refused() {
     let (code, err) = run(&["data", "check", "--subset", "four", "--root", dir.path().to_str().unwrap()]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("--subset applies only to the Twitter dataset"), "{err}");
+    let (code, err) = run(&["data", "check", "--extra-train", "three", "--root", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--extra-train applies only to the Twitter dataset"), "{err}");
     // The same folder with the options that apply to it still works.
     let (code, err) = run(&["data", "check", "--k", "2", "--root", dir.path().to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");

@@ -20,7 +20,7 @@ use deepsent::eval::run_dir::RunDir;
 fn squeezenet_and_images(n: usize) -> (SavedModel, ImageCache, Vec<usize>) {
     let arch = Arch::SqueezeNet10;
     let model = load::load_model(Some(&arch), &arch.default_weights(&common::models_dir()).expect("SqueezeNet weights")).unwrap();
-    let ds = data::load(&DataRequest { root: common::twitter_root(), subset: Subset::Five, folds: FoldSource::default() }).into_result().unwrap();
+    let ds = data::load(&DataRequest { root: common::twitter_root(), subset: Subset::Five, folds: FoldSource::default(), extra_train: None }).into_result().unwrap();
     let pick: Vec<usize> = ds.folds[0].train[..n].to_vec();
     let paths: Vec<_> = pick.iter().map(|&i| ds.items[i].path.clone()).collect();
     let cache = ImageCache::build(&paths, &model.preprocess, 1 << 26).unwrap();

@@ -117,7 +117,7 @@ fn caffenet_and_images(dir: &std::path::Path, n: usize) -> (deepsent::model::sav
     let model_path = dir.join("caffenet.caffemodel");
     std::fs::write(&model_path, caffemodel::encode_v1(&weights, &spec)).unwrap();
     let loaded = deepsent::model::load::load_model(Some(&Arch::CaffeNet), &model_path).unwrap();
-    let ds = data::load(&DataRequest { root: common::twitter_root(), subset: Subset::Five, folds: FoldSource::default() }).into_result().unwrap();
+    let ds = data::load(&DataRequest { root: common::twitter_root(), subset: Subset::Five, folds: FoldSource::default(), extra_train: None }).into_result().unwrap();
     let pick: Vec<usize> = ds.folds[0].train[..n].to_vec();
     let paths: Vec<_> = pick.iter().map(|&i| ds.items[i].path.clone()).collect();
     let cache = ImageCache::build(&paths, &loaded.preprocess, 1 << 26).unwrap();

@@ -28,6 +28,12 @@ pub struct DataArgs {
     /// Seed of a drawn split [default: 0].
     #[arg(long)]
     pub split_seed: Option<u64>,
+    /// Also train every fold on the images of this larger Twitter subset that
+    /// are not in --subset (e.g. three: the 387 images on which only 3 or 4 of
+    /// the 5 annotators agree, with their majority label). The test parts stay
+    /// the published ones, and these images are never tested on.
+    #[arg(long, value_parser = super::enum_value::<Subset>)]
+    pub extra_train: Option<Subset>,
 }
 
 impl DataArgs {
@@ -44,15 +50,16 @@ impl DataArgs {
             if !given.is_empty() {
                 bail!("{} is the Twitter dataset, which has its published folds: {} applies only to a folder or CSV dataset", root.display(), given.join(", "));
             }
-        } else if layout.is_some() && self.subset.is_some() {
-            bail!("--subset applies only to the Twitter dataset; {} is a {} dataset", root.display(), if layout == Some(Layout::Csv) { "CSV" } else { "folder" });
+        } else if layout.is_some() && (self.subset.is_some() || self.extra_train.is_some()) {
+            let flag = if self.subset.is_some() { "--subset" } else { "--extra-train" };
+            bail!("{flag} applies only to the Twitter dataset; {} is a {} dataset", root.display(), if layout == Some(Layout::Csv) { "CSV" } else { "folder" });
         }
         let folds = match &self.folds {
             Some(_) if self.k.is_some() || self.split_seed.is_some() => bail!("--folds reads fold files; --k and --split-seed draw a split instead: give one or the other"),
             Some(dir) => FoldSource::Dir(dir.clone()),
             None => FoldSource::Drawn { k: self.k.unwrap_or(DEFAULT_K), seed: self.split_seed.unwrap_or(DEFAULT_SPLIT_SEED) },
         };
-        Ok(DataRequest { root, subset: self.subset.unwrap_or_default(), folds })
+        Ok(DataRequest { root, subset: self.subset.unwrap_or_default(), folds, extra_train: self.extra_train })
     }
 }
 

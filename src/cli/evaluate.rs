@@ -94,7 +94,7 @@ pub fn run(a: EvaluateArgs) -> Result<ExitCode> {
 
 /// A labelled set as `evaluate` reads it: the whole set (no folds), less an excluded Twitter subset.
 fn load(root: Option<PathBuf>, subset: Option<deepsent::data::Subset>, exclude: Option<deepsent::data::Subset>) -> Result<deepsent::data::Dataset> {
-    let data = DataArgs { root, subset, folds: None, k: None, split_seed: None };
+    let data = DataArgs { root, subset, folds: None, k: None, split_seed: None, extra_train: None };
     let req = deepsent::data::DataRequest { folds: deepsent::data::FoldSource::None, ..data.request()? };
     let mut dataset = deepsent::data::load(&req).into_result()?;
     if let Some(exclude) = exclude {

@@ -47,7 +47,8 @@ pub fn check(req: &DataRequest, strict: bool, image_check: &ImageCheck) -> Check
     let subsets: Vec<(String, Loaded)> = match layout {
         Some(Layout::Twitter) => Subset::ALL
             .iter()
-            .map(|&s| (s.name().to_string(), load(&DataRequest { subset: s, ..req.clone() })))
+            // Extra training images only extend the subsets smaller than theirs.
+            .map(|&s| (s.name().to_string(), load(&DataRequest { subset: s, extra_train: req.extra_train.filter(|&e| e > s), ..req.clone() })))
             .collect(),
         _ => vec![("all".to_string(), load(req))],
     };

@@ -85,6 +85,9 @@ pub struct DataRequest {
     pub root: PathBuf,
     pub subset: Subset,
     pub folds: FoldSource,
+    /// A larger Twitter subset whose other images join every fold's training
+    /// part (`twitter::with_extra_training`); the test parts stay as published.
+    pub extra_train: Option<Subset>,
 }
 
 /// Reads the dataset a request names, collecting every problem.
@@ -92,7 +95,13 @@ pub fn load(req: &DataRequest) -> Loaded {
     let layout = Layout::detect(&req.root);
     let mut problems = Vec::new();
     let items = match layout {
-        Some(Layout::Twitter) => return twitter::load(&req.root, req.subset),
+        Some(Layout::Twitter) => {
+            let loaded = twitter::load(&req.root, req.subset);
+            return match req.extra_train {
+                Some(extra) => twitter::with_extra_training(loaded, &req.root, req.subset, extra),
+                None => loaded,
+            };
+        }
         Some(Layout::Folders) => folders::load_folders(&req.root, &mut problems),
         Some(Layout::Csv) => folders::load_csv(&req.root, &mut problems),
         Some(Layout::LabelFile) => folders::load_label_file(&req.root, &mut problems),
@@ -124,6 +133,9 @@ pub fn load(req: &DataRequest) -> Loaded {
             }
         }
     };
+    if req.extra_train.is_some() {
+        problems.push(Problem::file(&req.root, "extra training images (--extra-train) come from a larger Twitter subset: this is not the Twitter layout"));
+    }
     let name = req.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Loaded::new(Dataset { name, items, folds, left_out }, problems)
 }

@@ -78,6 +78,44 @@ pub fn without_subset(dataset: Dataset, root: &Path, exclude: Subset) -> Loaded 
     Loaded::new(Dataset { name, items, folds: Vec::new(), left_out: Vec::new() }, problems)
 }
 
+/// Adds the images of a larger subset that are not in `loaded`'s to every
+/// fold's training part, with their labels from that subset's file: five +
+/// three trains each fold on its 704 five-agree images and the 387 on which 3
+/// or 4 of the 5 annotators agree. The test parts stay the published
+/// five-agree ones, so accuracies compare with the paper's folds, and the
+/// extra images are never tested on (no test part of a smaller subset's folds
+/// holds them).
+pub fn with_extra_training(loaded: Loaded, root: &Path, subset: Subset, extra: Subset) -> Loaded {
+    let Loaded { mut dataset, mut problems } = loaded;
+    let base = subset.name();
+    let label_file = extra.label_file(root);
+    // Subsets are declared from the fewest images (five) to the most (three).
+    if extra <= subset {
+        problems.push(Problem::file(&label_file, format!("the {} subset adds no images to the {base} subset: extra training images must come from a larger one (fewer annotators agreeing)", extra.name())));
+        return Loaded::new(dataset, problems);
+    }
+    let (entries, p) = list_file::read(&label_file);
+    problems.extend(p);
+    let known: std::collections::HashMap<&str, crate::data::Label> = dataset.items.iter().map(|i| (i.name.as_str(), i.label)).collect();
+    let mut added = Vec::new();
+    for e in &entries {
+        match known.get(e.name.as_str()) {
+            // Every image agreed on by more annotators is in the larger subset too, with the same majority.
+            Some(&label) if label != e.label => problems.push(Problem::at(&label_file, e.line, format!("image {} is {} here but {} in the {base} subset", e.name, e.label.name(), label.name()))),
+            Some(_) => {}
+            None => added.push(e.clone()),
+        }
+    }
+    let images = root.join("images");
+    let first = dataset.items.len();
+    dataset.items.extend(items_from_entries(&label_file, &added, |n| images.join(n), &mut problems));
+    for fold in &mut dataset.folds {
+        fold.train.extend(first..dataset.items.len());
+    }
+    dataset.name = format!("{}+{}", dataset.name, extra.name());
+    Loaded::new(dataset, problems)
+}
+
 /// Reads `DIR/fold1 … foldK/{train,test}.txt`; folds are numbered from 1 without gaps.
 pub fn read_fold_dir(dir: &Path, problems: &mut Vec<Problem>) -> Vec<FoldFiles> {
     let mut numbers: Vec<usize> = match std::fs::read_dir(dir) {

@@ -59,11 +59,15 @@ pub struct DataSection {
     pub k: usize,
     #[serde(default)]
     pub split_seed: u64,
+    /// A larger Twitter subset whose other images join every fold's training
+    /// part (as `--extra-train`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_train: Option<Subset>,
 }
 
 impl Default for DataSection {
     fn default() -> Self {
-        DataSection { root: None, subset: Subset::Five, folds: None, k: 5, split_seed: 0 }
+        DataSection { root: None, subset: Subset::Five, folds: None, k: 5, split_seed: 0, extra_train: None }
     }
 }
 

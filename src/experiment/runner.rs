@@ -135,7 +135,7 @@ impl Study {
                 arch.require_default_weights(&models, "set `weights` in the experiment file").map_err(anyhow::Error::msg)?
             }
         };
-        let req = DataRequest { root: data_root_or_fetch(exp.data.root.as_deref())?, subset: exp.data.subset, folds: exp.data.fold_source() };
+        let req = DataRequest { root: data_root_or_fetch(exp.data.root.as_deref())?, subset: exp.data.subset, folds: exp.data.fold_source(), extra_train: exp.data.extra_train };
         let bench = Workbench::prepare(arch, weights, &req, options.device.device().map_err(anyhow::Error::msg)?)?;
         let folds: Vec<usize> = if options.quick { exp.quick.folds.clone() } else { bench.all_folds() };
         let backbone = bench.arch.name();
